@@ -1,0 +1,84 @@
+//! Digests of canonical key bytes: blake3 (the default scheme) and md5 (AgentHeaven
+//! compatibility), both truncated/read as a 128-bit unsigned integer, plus the fast
+//! non-cryptographic hash the in-memory table uses.
+
+use md5::{Digest, Md5};
+
+/// The 128-bit blake3 digest of `bytes`: the first 16 bytes of the hash, big-endian.
+pub fn blake3_128(bytes: &[u8]) -> u128 {
+    let h = blake3::hash(bytes);
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&h.as_bytes()[..16]);
+    u128::from_be_bytes(first)
+}
+
+/// The md5 digest of `bytes` as a big-endian 128-bit integer (what Python's
+/// `int(md5(b).hexdigest(), 16)` gives).
+pub fn md5_128(bytes: &[u8]) -> u128 {
+    let out = Md5::digest(bytes);
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&out);
+    u128::from_be_bytes(a)
+}
+
+/// The digest schemes a key can be computed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// blake3 over cachehaven's canonical bytes (the default).
+    Blake3,
+    /// md5 over the same canonical bytes.
+    Md5,
+}
+
+impl Scheme {
+    /// Parse a scheme name as users write it.
+    pub fn parse(name: &str) -> Option<Scheme> {
+        match name {
+            "blake3" => Some(Scheme::Blake3),
+            "md5" => Some(Scheme::Md5),
+            _ => None,
+        }
+    }
+
+    /// Digest `bytes` with this scheme.
+    pub fn digest(self, bytes: &[u8]) -> u128 {
+        match self {
+            Scheme::Blake3 => blake3_128(bytes),
+            Scheme::Md5 => md5_128(bytes),
+        }
+    }
+}
+
+/// The in-memory table's hash: fast, with a fixed seed (it never leaves the process and is
+/// never used as a persisted key, so determinism across runs is not needed, but a fixed seed
+/// keeps benchmarks repeatable).
+#[inline]
+pub fn fast_hash(bytes: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::quality::FixedState::with_seed(0x6361_6368_6568_6176).hash_one(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_matches_known_vector() {
+        // md5("") = d41d8cd98f00b204e9800998ecf8427e
+        assert_eq!(md5_128(b""), 0xd41d8cd98f00b204e9800998ecf8427e);
+    }
+
+    #[test]
+    fn blake3_matches_known_vector() {
+        // blake3("") = af1349b9f5f9a1a6a0404dea36dcc949 9bcb25c9adc112b7cc9a93cae41f3262
+        assert_eq!(blake3_128(b""), 0xaf1349b9f5f9a1a6a0404dea36dcc949);
+    }
+
+    #[test]
+    fn scheme_names() {
+        assert_eq!(Scheme::parse("blake3"), Some(Scheme::Blake3));
+        assert_eq!(Scheme::parse("md5"), Some(Scheme::Md5));
+        assert_eq!(Scheme::parse("sha1"), None);
+        assert_ne!(fast_hash(b"a"), fast_hash(b"b"));
+    }
+}
