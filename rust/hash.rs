@@ -55,7 +55,7 @@ impl Scheme {
 #[inline]
 pub fn fast_hash(bytes: &[u8]) -> u64 {
     use std::hash::BuildHasher;
-    foldhash::quality::FixedState::with_seed(0x6361_6368_6568_6176).hash_one(bytes)
+    foldhash::fast::FixedState::with_seed(0x6361_6368_6568_6176).hash_one(bytes)
 }
 
 #[cfg(test)]

@@ -10,94 +10,154 @@
 
 pub mod tag;
 
-use smallvec::SmallVec;
-
 /// The version byte that opens every call key (`func` + `inputs`). Bump it whenever any
 /// encoding in this module changes, so that old persisted keys can never alias new ones.
 pub const FORMAT_VERSION: u8 = 1;
 
+/// Bytes kept inline before a key spills to the heap.
+const INLINE: usize = 160;
+
 /// A buffer that canonical encodings are appended to.
 ///
-/// Most keys are short, so the first 96 bytes live inline and the hot path allocates nothing.
-#[derive(Default, Clone)]
+/// Most keys are short, so the first 160 bytes live inline (on the caller's stack) and the
+/// hot path allocates nothing; longer keys move to a `Vec`.
+#[derive(Clone)]
 pub struct KeyBuf {
-    buf: SmallVec<[u8; 96]>,
+    len: usize,
+    inline: [u8; INLINE],
+    heap: Vec<u8>,
+}
+
+impl Default for KeyBuf {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl KeyBuf {
-    /// An empty buffer with room for a typical key.
+    /// An empty buffer.
+    #[inline]
     pub fn new() -> Self {
-        KeyBuf { buf: SmallVec::new() }
+        KeyBuf {
+            len: 0,
+            inline: [0; INLINE],
+            heap: Vec::new(),
+        }
     }
 
-    /// Clear the buffer, keeping its allocation.
+    #[inline]
+    fn spilled(&self) -> bool {
+        self.len > INLINE || !self.heap.is_empty()
+    }
+
+    /// Clear the buffer.
     pub fn clear(&mut self) {
-        self.buf.clear();
+        self.len = 0;
+        self.heap.clear();
     }
 
     /// The bytes written so far.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
-        &self.buf
+        if self.spilled() {
+            &self.heap
+        } else {
+            &self.inline[..self.len]
+        }
     }
 
     /// Current length (used to mark the start of a member for later sorting).
+    #[inline]
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.len
     }
 
     /// Whether nothing has been written.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.len == 0
     }
 
     /// Drop everything written after `len` (used to undo a partial write on error).
     pub fn truncate(&mut self, len: usize) {
-        self.buf.truncate(len);
+        if len < self.len {
+            if self.spilled() {
+                self.heap.truncate(len);
+            }
+            self.len = len;
+        }
     }
 
-    /// Append raw, already-canonical bytes (e.g. a precomputed prefix).
+    /// Append raw bytes.
+    #[inline(always)]
     pub fn extend(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        let new_len = self.len + bytes.len();
+        if !self.spilled() {
+            if new_len <= INLINE {
+                self.inline[self.len..new_len].copy_from_slice(bytes);
+                self.len = new_len;
+                return;
+            }
+            self.heap.reserve(new_len * 2);
+            self.heap.extend_from_slice(&self.inline[..self.len]);
+        }
+        self.heap.extend_from_slice(bytes);
+        self.len = new_len;
+    }
+
+    #[inline(always)]
+    fn push(&mut self, b: u8) {
+        if !self.spilled() && self.len < INLINE {
+            self.inline[self.len] = b;
+            self.len += 1;
+        } else {
+            self.extend(&[b]);
+        }
     }
 
     /// Take the buffer's bytes.
     pub fn into_vec(self) -> Vec<u8> {
-        self.buf.into_vec()
+        if self.spilled() {
+            self.heap
+        } else {
+            self.inline[..self.len].to_vec()
+        }
     }
 
     /// Write the opening of a call key: the version byte.
     pub fn call_header(&mut self) {
-        self.buf.push(FORMAT_VERSION);
+        self.push(FORMAT_VERSION);
     }
 
     /// Write an unsigned LEB128 varint (used for lengths and counts).
+    #[inline]
     pub fn varint(&mut self, mut v: u64) {
         while v >= 0x80 {
-            self.buf.push((v as u8) | 0x80);
+            self.push((v as u8) | 0x80);
             v >>= 7;
         }
-        self.buf.push(v as u8);
+        self.push(v as u8);
     }
 
     /// `None`.
     pub fn none(&mut self) {
-        self.buf.push(tag::NONE);
+        self.push(tag::NONE);
     }
 
     /// `...` (Ellipsis).
     pub fn ellipsis(&mut self) {
-        self.buf.push(tag::ELLIPSIS);
+        self.push(tag::ELLIPSIS);
     }
 
     /// `True` / `False`: distinct from the ints 1 and 0.
     pub fn bool(&mut self, b: bool) {
-        self.buf.push(if b { tag::TRUE } else { tag::FALSE });
+        self.push(if b { tag::TRUE } else { tag::FALSE });
     }
 
     /// An int that fits in i64: always this form, so every int has exactly one encoding.
+    #[inline(always)]
     pub fn int(&mut self, v: i64) {
-        self.buf.push(tag::INT);
-        self.buf.extend_from_slice(&v.to_be_bytes());
+        self.push(tag::INT);
+        self.extend(&v.to_be_bytes());
     }
 
     /// An int outside i64, given as its sign and big-endian magnitude.
@@ -105,65 +165,76 @@ impl KeyBuf {
     /// Leading zero bytes of the magnitude are stripped so the encoding is canonical. The
     /// caller guarantees the value does not fit in i64 (else [`KeyBuf::int`] must be used).
     pub fn bigint(&mut self, negative: bool, magnitude_be: &[u8]) {
-        let start = magnitude_be.iter().position(|b| *b != 0).unwrap_or(magnitude_be.len());
+        let start = magnitude_be
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(magnitude_be.len());
         let mag = &magnitude_be[start..];
-        self.buf.push(tag::BIGINT);
-        self.buf.push(u8::from(negative));
+        self.push(tag::BIGINT);
+        self.push(u8::from(negative));
         self.varint(mag.len() as u64);
-        self.buf.extend_from_slice(mag);
+        self.extend(mag);
     }
 
     /// A float. Every NaN is written as the one canonical quiet NaN (so `f(nan)` can hit);
     /// `-0.0` keeps its sign (a function can tell it from `0.0`, e.g. `math.copysign`).
     pub fn float(&mut self, v: f64) {
-        let bits = if v.is_nan() { 0x7ff8_0000_0000_0000u64 } else { v.to_bits() };
-        self.buf.push(tag::FLOAT);
-        self.buf.extend_from_slice(&bits.to_be_bytes());
+        let bits = if v.is_nan() {
+            0x7ff8_0000_0000_0000u64
+        } else {
+            v.to_bits()
+        };
+        self.push(tag::FLOAT);
+        self.extend(&bits.to_be_bytes());
     }
 
     /// A complex number, as two floats with the same rules as [`KeyBuf::float`].
     pub fn complex(&mut self, re: f64, im: f64) {
-        self.buf.push(tag::COMPLEX);
-        let start = self.buf.len();
-        self.float(re);
-        self.float(im);
-        // drop the two inner FLOAT tags: the COMPLEX tag already fixes the layout
-        self.buf.remove(start + 9);
-        self.buf.remove(start);
+        let canon = |v: f64| {
+            if v.is_nan() {
+                0x7ff8_0000_0000_0000u64
+            } else {
+                v.to_bits()
+            }
+        };
+        self.push(tag::COMPLEX);
+        self.extend(&canon(re).to_be_bytes());
+        self.extend(&canon(im).to_be_bytes());
     }
 
     /// A str, as UTF-8 with a length prefix.
+    #[inline]
     pub fn str(&mut self, s: &str) {
-        self.buf.push(tag::STR);
+        self.push(tag::STR);
         self.varint(s.len() as u64);
-        self.buf.extend_from_slice(s.as_bytes());
+        self.extend(s.as_bytes());
     }
 
     /// A str given as raw bytes that the caller knows are not valid UTF-8 (lone surrogates):
     /// written under its own tag so it can never alias a valid string.
     pub fn str_surrogates(&mut self, utf8_surrogatepass: &[u8]) {
-        self.buf.push(tag::STR_SURROGATES);
+        self.push(tag::STR_SURROGATES);
         self.varint(utf8_surrogatepass.len() as u64);
-        self.buf.extend_from_slice(utf8_surrogatepass);
+        self.extend(utf8_surrogatepass);
     }
 
     /// bytes / bytearray / memoryview contents.
     pub fn bytes(&mut self, b: &[u8]) {
-        self.buf.push(tag::BYTES);
+        self.push(tag::BYTES);
         self.varint(b.len() as u64);
-        self.buf.extend_from_slice(b);
+        self.extend(b);
     }
 
     /// Open a sequence (tuple or list) of `n` members; the members follow.
     pub fn seq_header(&mut self, t: u8, n: usize) {
-        self.buf.push(t);
+        self.push(t);
         self.varint(n as u64);
     }
 
     /// A type-named wrapper (enum, dataclass, `__cache_key__`, subclass, type object): the
     /// tag, then the qualified type name as a str; the payload follows.
     pub fn named(&mut self, t: u8, type_name: &str) {
-        self.buf.push(t);
+        self.push(t);
         self.str(type_name);
     }
 
@@ -177,8 +248,8 @@ impl KeyBuf {
         if bounds.len() <= 1 {
             return;
         }
-        let tail: Vec<u8> = self.buf[start..].to_vec();
-        self.buf.truncate(start);
+        let tail: Vec<u8> = self.as_slice()[start..].to_vec();
+        self.truncate(start);
         let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(bounds.len());
         let mut prev = 0usize;
         for &end in bounds {
@@ -187,7 +258,7 @@ impl KeyBuf {
         }
         ranges.sort_unstable_by(|a, b| tail[a.0..a.1].cmp(&tail[b.0..b.1]));
         for (a, b) in ranges {
-            self.buf.extend_from_slice(&tail[a..b]);
+            self.extend(&tail[a..b]);
         }
     }
 }
@@ -291,11 +362,32 @@ mod tests {
     }
 
     #[test]
+    fn long_keys_spill_to_the_heap_intact() {
+        let mut k = KeyBuf::new();
+        for i in 0..100u64 {
+            k.int(i as i64);
+        }
+        assert_eq!(k.len(), 900);
+        assert_eq!(k.as_slice()[0], tag::INT);
+        assert_eq!(
+            &k.as_slice()[891..900],
+            &[tag::INT, 0, 0, 0, 0, 0, 0, 0, 99]
+        );
+        k.truncate(9);
+        assert_eq!(k.as_slice().len(), 9);
+        k.int(7);
+        assert_eq!(k.clone().into_vec().len(), 18);
+    }
+
+    #[test]
     fn complex_has_fixed_layout() {
         let c = enc(|k| k.complex(1.0, -0.0));
         assert_eq!(c.len(), 17);
         assert_eq!(c[0], tag::COMPLEX);
         assert_ne!(c, enc(|k| k.complex(1.0, 0.0)));
-        assert_eq!(enc(|k| k.complex(f64::NAN, 0.0)), enc(|k| k.complex(-f64::NAN, 0.0)));
+        assert_eq!(
+            enc(|k| k.complex(f64::NAN, 0.0)),
+            enc(|k| k.complex(-f64::NAN, 0.0))
+        );
     }
 }

@@ -60,7 +60,10 @@ struct Node {
     next: u32,
 }
 
-const EMPTY_NODE: Node = Node { prev: NIL, next: NIL };
+const EMPTY_NODE: Node = Node {
+    prev: NIL,
+    next: NIL,
+};
 
 #[derive(Clone, Copy, Debug)]
 struct Queue {
@@ -69,7 +72,11 @@ struct Queue {
     len: usize,
 }
 
-const EMPTY_QUEUE: Queue = Queue { head: NIL, tail: NIL, len: 0 };
+const EMPTY_QUEUE: Queue = Queue {
+    head: NIL,
+    tail: NIL,
+    len: 0,
+};
 
 /// The policy state for one store.
 #[derive(Debug)]
@@ -114,7 +121,11 @@ impl Policy {
                 self.window_max = (cap / 100).max(1);
                 let main = cap.saturating_sub(self.window_max).max(1);
                 self.protected_max = (main * 4 / 5).max(1);
-                let need = self.sketch.as_ref().map(|s| s.words() * 2 < cap.max(16)).unwrap_or(true);
+                let need = self
+                    .sketch
+                    .as_ref()
+                    .map(|s| s.words() * 2 < cap.max(16))
+                    .unwrap_or(true);
                 if need {
                     self.sketch = Some(Sketch::new(cap));
                 }
@@ -165,7 +176,10 @@ impl Policy {
         if old_tail != NIL {
             self.nodes[old_tail as usize].next = i;
         }
-        self.nodes[i as usize] = Node { prev: old_tail, next: NIL };
+        self.nodes[i as usize] = Node {
+            prev: old_tail,
+            next: NIL,
+        };
         self.queue_of[i as usize] = queue;
     }
 
@@ -217,13 +231,21 @@ impl Policy {
 
     /// The entry at slot `i` left the store (removed, expired or evicted).
     pub fn on_remove(&mut self, i: u32) {
-        if self.queue_of.get(i as usize).map(|q| *q != DETACHED).unwrap_or(false) {
+        if self
+            .queue_of
+            .get(i as usize)
+            .map(|q| *q != DETACHED)
+            .unwrap_or(false)
+        {
             self.unlink(i);
         }
     }
 
     fn freq(&self, i: u32, hash_of: &impl Fn(u32) -> u64) -> u8 {
-        self.sketch.as_ref().map(|s| s.frequency(hash_of(i))).unwrap_or(0)
+        self.sketch
+            .as_ref()
+            .map(|s| s.frequency(hash_of(i)))
+            .unwrap_or(0)
     }
 
     fn main_lru(&self) -> u32 {
@@ -248,7 +270,11 @@ impl Policy {
             if victim == NIL {
                 return Some(cand);
             }
-            return Some(if self.freq(cand, &hash_of) > self.freq(victim, &hash_of) { victim } else { cand });
+            return Some(if self.freq(cand, &hash_of) > self.freq(victim, &hash_of) {
+                victim
+            } else {
+                cand
+            });
         }
         for q in [PROBATION, PROTECTED, WINDOW] {
             let h = self.queues[q as usize].head;

@@ -27,7 +27,12 @@ impl Sketch {
         // one 64-bit word (16 counters) per two entries of capacity, at least 8 words
         let words = (capacity.max(16) / 2).next_power_of_two();
         let sample = (capacity.max(16) as u64 * 10).min(u32::MAX as u64) as u32;
-        Sketch { table: vec![0; words], mask: words - 1, additions: 0, sample_size: sample }
+        Sketch {
+            table: vec![0; words],
+            mask: words - 1,
+            additions: 0,
+            sample_size: sample,
+        }
     }
 
     /// Number of 64-bit words in the table (for memory accounting).

@@ -25,7 +25,10 @@ impl KeyBytes {
         if bytes.len() <= INLINE {
             let mut data = [0u8; INLINE];
             data[..bytes.len()].copy_from_slice(bytes);
-            KeyBytes::Inline { len: bytes.len() as u8, data }
+            KeyBytes::Inline {
+                len: bytes.len() as u8,
+                data,
+            }
         } else {
             KeyBytes::Heap(bytes.into())
         }
@@ -40,12 +43,46 @@ impl KeyBytes {
         }
     }
 
+    /// Whether this key's bytes equal `probe` (a lookup key). Short keys compare as fixed
+    /// 22-byte arrays, which compiles to a few word compares instead of a `memcmp` call.
+    #[inline(always)]
+    pub fn matches(&self, probe: &Probe<'_>) -> bool {
+        match (self, probe.inline) {
+            (KeyBytes::Inline { len, data }, Some(p)) => {
+                *len as usize == probe.bytes.len() && *data == p
+            }
+            (KeyBytes::Heap(b), None) => **b == *probe.bytes,
+            _ => false,
+        }
+    }
+
     /// Heap bytes owned beyond the inline representation.
     pub fn heap_bytes(&self) -> usize {
         match self {
             KeyBytes::Inline { .. } => 0,
             KeyBytes::Heap(b) => b.len(),
         }
+    }
+}
+
+/// A lookup key prepared for [`KeyBytes::matches`]: short keys are zero-padded once.
+pub struct Probe<'a> {
+    bytes: &'a [u8],
+    inline: Option<[u8; INLINE]>,
+}
+
+impl<'a> Probe<'a> {
+    /// Prepare `bytes` for comparisons.
+    #[inline(always)]
+    pub fn new(bytes: &'a [u8]) -> Self {
+        let inline = if bytes.len() <= INLINE {
+            let mut data = [0u8; INLINE];
+            data[..bytes.len()].copy_from_slice(bytes);
+            Some(data)
+        } else {
+            None
+        };
+        Probe { bytes, inline }
     }
 }
 
@@ -79,5 +116,11 @@ mod tests {
         assert_eq!(KeyBytes::new(&[1u8; 22]).heap_bytes(), 0);
         assert_eq!(KeyBytes::new(&[1u8; 23]).heap_bytes(), 23);
         assert_ne!(KeyBytes::new(b"ab"), KeyBytes::new(b"ab\0"));
+        assert!(short.matches(&Probe::new(b"abc")));
+        assert!(!short.matches(&Probe::new(b"abc\0")));
+        assert!(!short.matches(&Probe::new(b"ab")));
+        assert!(long.matches(&Probe::new(&[7u8; 40])));
+        assert!(!long.matches(&Probe::new(&[7u8; 39])));
+        assert!(!KeyBytes::new(&[1u8; 22]).matches(&Probe::new(&[1u8; 23])));
     }
 }

@@ -21,7 +21,7 @@ use std::collections::BinaryHeap;
 
 use hashbrown::HashTable;
 
-pub use keybytes::KeyBytes;
+pub use keybytes::{KeyBytes, Probe};
 
 use crate::hash::fast_hash;
 use crate::policy::{Policy, PolicyKind};
@@ -72,7 +72,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { max_entries: None, max_bytes: None, ttl: None, policy: PolicyKind::TinyLfu }
+        Config {
+            max_entries: None,
+            max_bytes: None,
+            ttl: None,
+            policy: PolicyKind::TinyLfu,
+        }
     }
 }
 
@@ -179,6 +184,12 @@ impl<V> Store<V> {
         self.group_counts.get(group as usize).copied().unwrap_or(0) as usize
     }
 
+    /// Whether values are waiting in the graveyard.
+    #[inline]
+    pub fn has_graveyard(&self) -> bool {
+        !self.graveyard.is_empty()
+    }
+
     /// Values that left the store since the last call; drop them outside any lock.
     pub fn take_graveyard(&mut self) -> Vec<V> {
         std::mem::take(&mut self.graveyard)
@@ -198,7 +209,10 @@ impl<V> Store<V> {
     #[inline]
     fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
         let slots = &self.slots;
-        self.index.find(hash, |&i| slots[i as usize].key.as_slice() == key).copied()
+        let probe = Probe::new(key);
+        self.index
+            .find(hash, |&i| slots[i as usize].key.matches(&probe))
+            .copied()
     }
 
     #[inline]
@@ -243,6 +257,7 @@ impl<V> Store<V> {
     /// Write `value` under `key`, evicting as needed to respect the limits.
     ///
     /// On `Err`, nothing was written and the value is in the graveyard.
+    #[allow(clippy::too_many_arguments)] // each is one independent fact about the write
     pub fn insert(
         &mut self,
         key: &[u8],
@@ -298,7 +313,13 @@ impl<V> Store<V> {
             self.stats.updates += 1;
             self.policy.on_access(i, hash);
         } else {
-            let slot = Slot { key: KeyBytes::new(key), value: Some(value), expires, weight: weight32, group };
+            let slot = Slot {
+                key: KeyBytes::new(key),
+                value: Some(value),
+                expires,
+                weight: weight32,
+                group,
+            };
             let i = match self.free.pop() {
                 Some(i) => {
                     self.slots[i as usize] = slot;
@@ -310,7 +331,8 @@ impl<V> Store<V> {
                 }
             };
             let slots = &self.slots;
-            self.index.insert_unique(hash, i, |&j| fast_hash(slots[j as usize].key.as_slice()));
+            self.index
+                .insert_unique(hash, i, |&j| fast_hash(slots[j as usize].key.as_slice()));
             self.len += 1;
             self.weight += u64::from(weight32);
             self.group_inc(group);
@@ -319,7 +341,10 @@ impl<V> Store<V> {
                 self.expiry.push(Reverse((expires, i)));
             }
             self.stats.inserts += 1;
-            if self.config.max_entries.is_none() && self.config.max_bytes.is_some() && self.len > 1024 {
+            if self.config.max_entries.is_none()
+                && self.config.max_bytes.is_some()
+                && self.len > 1024
+            {
                 // a byte-bounded store sizes its policy regions by how many entries it holds
                 if self.len.is_power_of_two() {
                     self.policy.resize(Some(self.len * 2));
@@ -333,14 +358,24 @@ impl<V> Store<V> {
     }
 
     fn over_limits(&self) -> bool {
-        self.config.max_entries.map(|m| self.len > m).unwrap_or(false)
-            || self.config.max_bytes.map(|m| self.weight > m).unwrap_or(false)
+        self.config
+            .max_entries
+            .map(|m| self.len > m)
+            .unwrap_or(false)
+            || self
+                .config
+                .max_bytes
+                .map(|m| self.weight > m)
+                .unwrap_or(false)
     }
 
     fn enforce_limits(&mut self) {
         while self.over_limits() {
             let slots = &self.slots;
-            let Some(v) = self.policy.victim(|j| fast_hash(slots[j as usize].key.as_slice())) else {
+            let Some(v) = self
+                .policy
+                .victim(|j| fast_hash(slots[j as usize].key.as_slice()))
+            else {
                 break;
             };
             let hash = fast_hash(self.slots[v as usize].key.as_slice());
@@ -517,10 +552,18 @@ impl<V> Store<V> {
             return Err(format!("len {} but {} live slots", self.len, live));
         }
         if self.index.len() != self.len {
-            return Err(format!("index has {} but len {}", self.index.len(), self.len));
+            return Err(format!(
+                "index has {} but len {}",
+                self.index.len(),
+                self.len
+            ));
         }
         if self.policy.tracked() != self.len {
-            return Err(format!("policy tracks {} but len {}", self.policy.tracked(), self.len));
+            return Err(format!(
+                "policy tracks {} but len {}",
+                self.policy.tracked(),
+                self.len
+            ));
         }
         let w: u64 = self.slots.iter().map(|s| u64::from(s.weight)).sum();
         if w != self.weight {
@@ -550,7 +593,8 @@ mod tests {
 
     fn put(s: &mut Store<u64>, n: u64, now: u64) {
         let k = key(n);
-        s.insert(&k, fast_hash(&k), n, 8, Ttl::Default, 0, now).expect("insert");
+        s.insert(&k, fast_hash(&k), n, 8, Ttl::Default, 0, now)
+            .expect("insert");
     }
 
     fn get(s: &mut Store<u64>, n: u64, now: u64) -> Option<u64> {
@@ -580,37 +624,57 @@ mod tests {
     #[test]
     fn max_entries_bounds_the_store_for_both_policies() {
         for policy in [PolicyKind::Lru, PolicyKind::TinyLfu] {
-            let mut s: Store<u64> = Store::new(Config { max_entries: Some(100), policy, ..Config::default() });
+            let mut s: Store<u64> = Store::new(Config {
+                max_entries: Some(100),
+                policy,
+                ..Config::default()
+            });
             for n in 0..10_000 {
                 put(&mut s, n % 777, 0);
                 assert!(s.len() <= 100);
             }
             s.check_invariants().expect("invariants");
             assert!(s.stats().evictions > 0);
-            assert_eq!(s.graveyard.len() as u64, s.stats().evictions + s.stats().updates);
+            assert_eq!(
+                s.graveyard.len() as u64,
+                s.stats().evictions + s.stats().updates
+            );
         }
     }
 
     #[test]
     fn zero_capacity_stores_nothing() {
-        let mut s: Store<u64> = Store::new(Config { max_entries: Some(0), ..Config::default() });
+        let mut s: Store<u64> = Store::new(Config {
+            max_entries: Some(0),
+            ..Config::default()
+        });
         let k = key(1);
-        assert_eq!(s.insert(&k, fast_hash(&k), 1, 8, Ttl::Default, 0, 0), Err(Rejected::ZeroCapacity));
+        assert_eq!(
+            s.insert(&k, fast_hash(&k), 1, 8, Ttl::Default, 0, 0),
+            Err(Rejected::ZeroCapacity)
+        );
         assert!(s.is_empty());
     }
 
     #[test]
     fn max_bytes_bounds_weight_and_rejects_giants() {
-        let mut s: Store<u64> = Store::new(Config { max_bytes: Some(1000), ..Config::default() });
+        let mut s: Store<u64> = Store::new(Config {
+            max_bytes: Some(1000),
+            ..Config::default()
+        });
         for n in 0..500 {
             let k = key(n);
-            s.insert(&k, fast_hash(&k), n, 30, Ttl::Default, 0, 0).expect("fits");
+            s.insert(&k, fast_hash(&k), n, 30, Ttl::Default, 0, 0)
+                .expect("fits");
             assert!(s.weight() <= 1000);
         }
         let k = key(9999);
         assert_eq!(
             s.insert(&k, fast_hash(&k), 1, 1001, Ttl::Default, 0, 0),
-            Err(Rejected::TooLarge { weight: 1001, max_bytes: 1000 })
+            Err(Rejected::TooLarge {
+                weight: 1001,
+                max_bytes: 1000
+            })
         );
         assert!(s.len() >= 30, "a rejected giant must not empty the cache");
         s.check_invariants().expect("invariants");
@@ -619,12 +683,17 @@ mod tests {
     #[test]
     fn ttl_expires_entries_on_read_and_purge() {
         let sec = 1_000_000_000u64;
-        let mut s: Store<u64> = Store::new(Config { ttl: Some(10 * sec), ..Config::default() });
+        let mut s: Store<u64> = Store::new(Config {
+            ttl: Some(10 * sec),
+            ..Config::default()
+        });
         put(&mut s, 1, 0);
         let k = key(2);
-        s.insert(&k, fast_hash(&k), 2, 8, Ttl::After(sec), 0, 0).expect("insert");
+        s.insert(&k, fast_hash(&k), 2, 8, Ttl::After(sec), 0, 0)
+            .expect("insert");
         let k3 = key(3);
-        s.insert(&k3, fast_hash(&k3), 3, 8, Ttl::Never, 0, 0).expect("insert");
+        s.insert(&k3, fast_hash(&k3), 3, 8, Ttl::Never, 0, 0)
+            .expect("insert");
         assert_eq!(get(&mut s, 2, sec - 1), Some(2));
         assert_eq!(get(&mut s, 2, sec), None);
         assert_eq!(get(&mut s, 1, 9 * sec), Some(1));
@@ -645,7 +714,8 @@ mod tests {
         assert_eq!(s.get(&k, h, 12).copied(), Some(2));
         assert_eq!(s.get(&k, h, 15).copied(), None);
         for t in 0..5000u64 {
-            s.insert(&k, h, t, 8, Ttl::After(1_000_000), 0, t).expect("insert");
+            s.insert(&k, h, t, 8, Ttl::After(1_000_000), 0, t)
+                .expect("insert");
         }
         assert!(s.expiry.len() < 3000, "stale expiry items are compacted");
         s.check_invariants().expect("invariants");
@@ -656,7 +726,8 @@ mod tests {
         let mut s: Store<u64> = Store::new(Config::default());
         for n in 0..10u64 {
             let k = key(n);
-            s.insert(&k, fast_hash(&k), n, 8, Ttl::Default, (n % 2) as u32, 0).expect("insert");
+            s.insert(&k, fast_hash(&k), n, 8, Ttl::Default, (n % 2) as u32, 0)
+                .expect("insert");
         }
         assert_eq!(s.group_len(0), 5);
         assert_eq!(s.remove_group(1), 5);
@@ -667,7 +738,10 @@ mod tests {
 
     #[test]
     fn clear_moves_values_to_the_graveyard() {
-        let mut s: Store<u64> = Store::new(Config { max_entries: Some(10), ..Config::default() });
+        let mut s: Store<u64> = Store::new(Config {
+            max_entries: Some(10),
+            ..Config::default()
+        });
         for n in 0..10 {
             put(&mut s, n, 0);
         }

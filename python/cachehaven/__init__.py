@@ -1,0 +1,70 @@
+"""cachehaven: caching and memoization for Python, with a Rust core.
+
+One decorator, ``@cache.memoize``, for sync, async, generator and async-generator functions
+and methods; keys built from arguments bound to parameter names, deterministic across
+processes; backends with one API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from . import _core
+from ._core import POLICIES, Key, Store
+from .backends import CallbackCache, InMemCache, NoCache
+from .base import BaseCache, CacheInfo
+from .entry import MISSING, CacheEntry
+from .errors import CachehavenError, ConfigError, KeyDepthError, KeyTypeError
+from .keys import KEY_SCHEMES, ahvn_key, call_key, identity
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "KEY_SCHEMES",
+    "MISSING",
+    "POLICIES",
+    "BaseCache",
+    "CacheEntry",
+    "CacheInfo",
+    "CachehavenError",
+    "CallbackCache",
+    "ConfigError",
+    "InMemCache",
+    "Key",
+    "KeyDepthError",
+    "KeyTypeError",
+    "NoCache",
+    "Store",
+    "__version__",
+    "ahvn_key",
+    "call_key",
+    "disabled",
+    "identity",
+    "is_enabled",
+    "set_enabled",
+]
+
+
+def set_enabled(enabled: bool) -> bool:
+    """Turn caching on or off for every memoized function in the process (e.g. in tests).
+
+    While off, memoized functions call straight through: no lookups, no stores. Returns the
+    previous setting.
+    """
+    return _core.set_enabled(bool(enabled))
+
+
+def is_enabled() -> bool:
+    """Whether caching is on (see :func:`set_enabled`)."""
+    return _core.is_enabled()
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """A context in which every memoized function calls straight through."""
+    previous = _core.set_enabled(False)
+    try:
+        yield
+    finally:
+        _core.set_enabled(previous)

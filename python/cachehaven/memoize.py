@@ -1,0 +1,485 @@
+"""The decorator engines: sync, async, generator, async generator, and batch.
+
+The engine is chosen once, at decoration time, by the kind of function. Each call binds its
+arguments to parameter names (in Rust), looks the canonical key up, and on a miss computes
+under single-flight: concurrent callers with the same key (threads, or asyncio tasks) wait
+for the one computation and share its result or its exception. Exceptions are never cached.
+
+On ``InMemCache`` a plain sync function gets the native wrapper (``_core.Memoized``), whose
+hit path never leaves Rust; its misses come back here through ``_Memo.native_miss``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import functools
+import inspect
+import logging
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
+
+from . import _core, keys
+from .base import Call, CacheInfo
+from .entry import MISSING
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .base import BaseCache
+
+__all__ = ["batch_memoize", "memoize"]
+
+logger = logging.getLogger("cachehaven")
+
+
+def check_ttl(ttl: Any, what: str = "ttl") -> Optional[float]:
+    """Validate a TTL (seconds or timedelta, > 0) and return it in seconds."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, datetime.timedelta):
+        secs = ttl.total_seconds()
+    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
+        secs = float(ttl)
+    else:
+        raise ConfigError(f"{what} must be seconds (int or float) or a timedelta, not {type(ttl).__name__}")
+    if not (secs > 0 and secs != float("inf")):
+        raise ConfigError(f"{what} must be a positive, finite duration; got {ttl!r}")
+    return secs
+
+
+def _weak(obj: Any) -> Any:
+    """A weak reference to ``obj`` where possible (so the cache never keeps ``self`` alive)."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return obj
+
+
+class _Memo:
+    """Everything one memoized function needs, shared by its engine and helpers."""
+
+    def __init__(
+        self,
+        cache: BaseCache,
+        func: Callable[..., Any],
+        *,
+        name: Optional[str],
+        exclude: Any,
+        annotation: Optional[Dict[str, Any]],
+        ttl: Any,
+        cache_if: Optional[Callable[[Any], bool]],
+        version: Any,
+        fail_open: bool,
+    ) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigError(f"name must be a non-empty str, not {name!r}")
+        if annotation is not None and not isinstance(annotation, dict):
+            raise ConfigError(f"annotation must be a dict, not {type(annotation).__name__}")
+        if cache_if is not None and not callable(cache_if):
+            raise ConfigError("cache_if must be a callable taking the result and returning a bool")
+        ident = name or cache._identity(func)
+        if version is not None:
+            ident = f"{ident}[v={version}]"
+        self.cache = cache
+        self.func = func
+        self.name = ident
+        self.annotation = annotation
+        self.ttl = check_ttl(ttl)
+        self.cache_if = cache_if
+        self.fail_open = bool(fail_open)
+        self.binder = keys.make_binder(func, ident, exclude, cache._exclude)
+        sig = inspect.signature(func)
+        self.self_index = keys.self_param(func, sig)
+        self.self_name = next(iter(sig.parameters)) if self.self_index is not None else None
+        self.hits = 0
+        self.misses = 0
+        self.native: Optional[_core.Memoized] = None
+
+    # ------------------------------------------------------------------ cache access
+    def _guard(self, what: str, op: Callable[[], Any], fallback: Any) -> Any:
+        try:
+            return op()
+        except Exception as e:
+            if not self.fail_open:
+                raise
+            logger.warning("cachehaven: %s failed for %s (%s: %s); computing without the cache",
+                           what, self.name, type(e).__name__, e)
+            return fallback
+
+    def fetch(self, call: Call) -> Any:
+        return self._guard("lookup", lambda: self.cache._fetch_value(call), MISSING)
+
+    def recheck(self, call: Call) -> Any:
+        return self._guard("lookup", lambda: self.cache._recheck(call), MISSING)
+
+    def call_for(self, args: tuple, kwargs: Optional[Dict[str, Any]]) -> Optional[Call]:
+        bound = self.binder.key_and_inputs(args, kwargs)
+        if bound is None:
+            return None
+        return Call(bound[0], self.name, bound[1], self.func, self.cache.key_scheme)
+
+    def metadata(self) -> Dict[str, Any]:
+        return {"annotation": dict(self.annotation)} if self.annotation else {}
+
+    def _record_inputs(self, call: Call) -> Dict[str, Any]:
+        if self.self_name is not None and self.self_name in call.inputs:
+            inputs = dict(call.inputs)
+            inputs[self.self_name] = _weak(inputs[self.self_name])
+            return inputs
+        return call.inputs
+
+    def store(self, call: Call, result: Any) -> None:
+        if self.cache_if is not None and not self.cache_if(result):
+            return
+        entry = call.entry(result, ..., self.metadata())
+        entry.inputs = self._record_inputs(call)
+        self._guard("store", lambda: self.cache._put(call, entry, self.ttl), None)
+
+    def store_many(self, pairs: Sequence[tuple[Call, Any]]) -> None:
+        items = []
+        for call, result in pairs:
+            if self.cache_if is not None and not self.cache_if(result):
+                continue
+            entry = call.entry(result, ..., self.metadata())
+            entry.inputs = self._record_inputs(call)
+            items.append((call, entry))
+        if items:
+            self._guard("store", lambda: self.cache._put_many(items, self.ttl), None)
+
+    # ------------------------------------------------------------------ sync computing
+    def compute(self, call: Call, args: tuple, kwargs: Dict[str, Any]) -> Any:
+        """Run the function for a missed call (inside single-flight) and store the result."""
+        v = self.recheck(call)  # an earlier flight may have stored it just now
+        if v is not MISSING:
+            return v
+        result = self.func(*args, **kwargs)
+        self.store(call, result)
+        return result
+
+    def native_miss(self, key: _core.Key, args: tuple, kwargs: Optional[Dict[str, Any]]) -> Any:
+        kwargs = kwargs or {}
+        inputs = self.binder.inputs(args, kwargs)
+        call = Call(key, self.name, inputs, self.func, self.cache.key_scheme)
+        return self.cache._flight.run(key, lambda: self.compute(call, args, kwargs))
+
+    # ------------------------------------------------------------------ helpers
+    def counts(self) -> tuple[int, int]:
+        if self.native is not None:
+            h, m = self.native._counts()
+            return h + self.hits, m + self.misses
+        return self.hits, self.misses
+
+    def cache_info(self) -> CacheInfo:
+        hits, misses = self.counts()
+        return CacheInfo(hits, misses, self.cache.maxsize, self.cache._func_size(self.name))
+
+    def cache_clear(self) -> None:
+        self.cache._func_clear(self.name)
+        self.hits = self.misses = 0
+        if self.native is not None:
+            self.native._reset_counts()
+
+    def must_call(self, args: tuple, kwargs: Dict[str, Any]) -> Call:
+        call = self.call_for(args, kwargs)
+        if call is None:
+            # raise the TypeError Python would raise for this call
+            inspect.signature(self.func).bind(*args, **kwargs)
+            raise TypeError(f"arguments do not match the signature of {self.name}")
+        return call
+
+
+class _AsyncFlight:
+    """Single-flight for asyncio tasks: per event loop, one computation per key."""
+
+    class _LeaderGone(Exception):
+        pass
+
+    def __init__(self) -> None:
+        self._by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dict[_core.Key, asyncio.Future[Any]]]" = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def run(self, key: _core.Key, compute: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        flights = self._by_loop.setdefault(loop, {})
+        while True:
+            fut = flights.get(key)
+            if fut is None:
+                break
+            try:
+                return await asyncio.shield(fut)
+            except _AsyncFlight._LeaderGone:
+                continue  # the leader was cancelled: try to lead
+        fut = loop.create_future()
+        flights[key] = fut
+        try:
+            result = await compute()
+        except asyncio.CancelledError:
+            fut.set_exception(_AsyncFlight._LeaderGone())
+            fut.exception()  # mark retrieved: waiters (if any) handle it
+            raise
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()
+            raise
+        else:
+            fut.set_result(result)
+            return result
+        finally:
+            if flights.get(key) is fut:
+                del flights[key]
+
+
+def _attach(wrapper: Any, memo: _Memo) -> None:
+    """The per-function helpers every memoized wrapper carries."""
+
+    def cache_info() -> CacheInfo:
+        """Hits, misses, maxsize and current size of this function's entries."""
+        return memo.cache_info()
+
+    def cache_clear() -> None:
+        """Remove this function's entries (only) and reset its counters."""
+        memo.cache_clear()
+
+    def cache_key(*args: Any, **kwargs: Any) -> int:
+        """The ``CacheEntry.key`` of calling the function with these arguments."""
+        return memo.must_call(args, kwargs).digest
+
+    def cache_get(*args: Any, **kwargs: Any) -> Any:
+        """The cached result for these arguments, or ``...``."""
+        return memo.cache._fetch_value(memo.must_call(args, kwargs))
+
+    def cache_set(value: Any, /, *args: Any, **kwargs: Any) -> None:
+        """Store ``value`` as the result for these arguments."""
+        memo.store(memo.must_call(args, kwargs), value)
+
+    def cache_invalidate(*args: Any, **kwargs: Any) -> bool:
+        """Remove the cached result for these arguments; returns whether there was one."""
+        return memo.cache._delete(memo.must_call(args, kwargs))
+
+    wrapper.cache_info = cache_info
+    wrapper.cache_clear = cache_clear
+    wrapper.cache_key = cache_key
+    wrapper.cache_get = cache_get
+    wrapper.cache_set = cache_set
+    wrapper.cache_invalidate = cache_invalidate
+    wrapper.cache = memo.cache
+    wrapper.__cachehaven_name__ = memo.name
+
+
+def _unwrap_descriptor(func: Any) -> tuple[Any, Optional[type]]:
+    if isinstance(func, (staticmethod, classmethod)):
+        return func.__func__, type(func)
+    if not callable(func):
+        raise TypeError(f"memoize() needs a function, not {type(func).__name__}")
+    return func, None
+
+
+def memoize(cache: BaseCache, func: Any, **opts: Any) -> Any:
+    """Build the memoized wrapper of ``func`` on ``cache`` (see ``BaseCache.memoize``)."""
+    func, descriptor = _unwrap_descriptor(func)
+    memo = _Memo(cache, func, **opts)
+    if inspect.isasyncgenfunction(func):
+        wrapper = _async_gen_engine(memo)
+    elif inspect.iscoroutinefunction(func):
+        wrapper = _async_engine(memo)
+    elif inspect.isgeneratorfunction(func):
+        wrapper = _gen_engine(memo)
+    else:
+        wrapper = cache._native_engine(memo) or _sync_engine(memo)
+    functools.update_wrapper(wrapper, func)
+    _attach(wrapper, memo)
+    wrapper.refresh = _refresher(memo)
+    return descriptor(wrapper) if descriptor is not None else wrapper
+
+
+def _refresher(memo: _Memo) -> Callable[..., Any]:
+    func = memo.func
+    if inspect.iscoroutinefunction(func):
+
+        async def refresh(*args: Any, **kwargs: Any) -> Any:
+            """Recompute and store the result for these arguments, ignoring the cache."""
+            call = memo.must_call(args, kwargs)
+            result = await func(*args, **kwargs)
+            memo.store(call, result)
+            return result
+
+        return refresh
+
+    def refresh_sync(*args: Any, **kwargs: Any) -> Any:
+        """Recompute and store the result for these arguments, ignoring the cache."""
+        call = memo.must_call(args, kwargs)
+        result = func(*args, **kwargs)
+        if inspect.isgenerator(result) or inspect.isasyncgen(result):
+            raise TypeError("refresh() is for plain and async functions; iterate the generator instead")
+        memo.store(call, result)
+        return result
+
+    return refresh_sync
+
+
+def _sync_engine(memo: _Memo) -> Callable[..., Any]:
+    func, cache = memo.func, memo.cache
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _core.is_enabled():
+            return func(*args, **kwargs)
+        call = memo.call_for(args, kwargs)
+        if call is None:
+            return func(*args, **kwargs)
+        v = memo.fetch(call)
+        if v is not MISSING:
+            memo.hits += 1
+            return v
+        memo.misses += 1
+        return cache._flight.run(call.key, lambda: memo.compute(call, args, kwargs))
+
+    return wrapper
+
+
+def _async_engine(memo: _Memo) -> Callable[..., Any]:
+    func, cache = memo.func, memo.cache
+    flight = cache._aflight
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _core.is_enabled():
+            return await func(*args, **kwargs)
+        call = memo.call_for(args, kwargs)
+        if call is None:
+            return await func(*args, **kwargs)
+        v = memo.fetch(call)
+        if v is not MISSING:
+            memo.hits += 1
+            return v
+        memo.misses += 1
+
+        async def compute() -> Any:
+            v = memo.recheck(call)
+            if v is not MISSING:
+                return v
+            result = await func(*args, **kwargs)
+            memo.store(call, result)
+            return result
+
+        return await flight.run(call.key, compute)
+
+    return wrapper
+
+
+def _gen_engine(memo: _Memo) -> Callable[..., Any]:
+    func = memo.func
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        call = memo.call_for(args, kwargs) if _core.is_enabled() else None
+        if call is None:
+            yield from func(*args, **kwargs)
+            return
+        v = memo.fetch(call)
+        if v is not MISSING:
+            memo.hits += 1
+            yield from v
+            return
+        memo.misses += 1
+        items: List[Any] = []
+        for item in func(*args, **kwargs):
+            items.append(item)
+            yield item
+        memo.store(call, items)  # reached only when the generator ran to its end
+
+    return wrapper
+
+
+def _async_gen_engine(memo: _Memo) -> Callable[..., Any]:
+    func = memo.func
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        call = memo.call_for(args, kwargs) if _core.is_enabled() else None
+        if call is None:
+            async for item in func(*args, **kwargs):
+                yield item
+            return
+        v = memo.fetch(call)
+        if v is not MISSING:
+            memo.hits += 1
+            for item in v:
+                yield item
+            return
+        memo.misses += 1
+        items: List[Any] = []
+        async for item in func(*args, **kwargs):
+            items.append(item)
+            yield item
+        memo.store(call, items)
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------- batch
+
+
+def batch_memoize(cache: BaseCache, func: Any, **opts: Any) -> Any:
+    """Build the batch-memoized wrapper of ``func`` (see ``BaseCache.batch_memoize``)."""
+    func, descriptor = _unwrap_descriptor(func)
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        raise ConfigError("batch_memoize does not support generator functions")
+    memo = _Memo(cache, func, **opts)
+    lead = 1 if memo.self_index is not None else 0  # a method's self comes before the batch
+
+    def plan(args: tuple, kwargs: Dict[str, Any]) -> Optional[tuple[list, list, list, tuple]]:
+        if len(args) <= lead:
+            return None
+        head, batch, rest = args[:lead], args[lead], args[lead + 1 :]
+        items = list(batch)
+        calls = []
+        for x in items:
+            call = memo.call_for((*head, [x], *rest), kwargs)
+            if call is None:
+                return None
+            calls.append(call)
+        values = memo._guard("lookup", lambda: cache._fetch_many(calls), [MISSING] * len(calls))
+        todo: List[int] = []
+        seen: Dict[_core.Key, int] = {}
+        for i, (c, v) in enumerate(zip(calls, values)):
+            if v is MISSING and c.key not in seen:
+                seen[c.key] = i
+                todo.append(i)
+        hits = sum(1 for v in values if v is not MISSING)
+        memo.hits += hits
+        memo.misses += len(values) - hits
+        return items, calls, values, (head, rest, todo)
+
+    def finish(items: list, calls: list, values: list, todo: list, outs: Any) -> list:
+        outs = list(outs)
+        if len(outs) != len(todo):
+            raise ValueError(f"{memo.name} returned {len(outs)} results for {len(todo)} items; it must return one per item")
+        by_key = {calls[i].key: out for i, out in zip(todo, outs)}
+        memo.store_many([(calls[i], out) for i, out in zip(todo, outs)])
+        return [by_key[c.key] if v is MISSING else v for c, v in zip(calls, values)]
+
+    if inspect.iscoroutinefunction(func):
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            p = plan(args, kwargs) if _core.is_enabled() else None
+            if p is None:
+                return await func(*args, **kwargs)
+            items, calls, values, (head, rest, todo) = p
+            if not todo:
+                return values
+            outs = await func(*head, [items[i] for i in todo], *rest, **kwargs)
+            return finish(items, calls, values, todo, outs)
+
+    else:
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+            p = plan(args, kwargs) if _core.is_enabled() else None
+            if p is None:
+                return func(*args, **kwargs)
+            items, calls, values, (head, rest, todo) = p
+            if not todo:
+                return values
+            outs = func(*head, [items[i] for i in todo], *rest, **kwargs)
+            return finish(items, calls, values, todo, outs)
+
+    functools.update_wrapper(wrapper, func)
+    _attach(wrapper, memo)
+    return descriptor(wrapper) if descriptor is not None else wrapper
