@@ -147,6 +147,10 @@ class BaseCache:
     def _put(self, call: Call, entry: CacheEntry, ttl: Any = None) -> None:
         self._set(call.digest, entry.to_dict())
 
+    def _put_result(self, call: Call, result: Any, metadata: Dict[str, Any], ttl: Any = None) -> None:
+        """Store a memoized call's result (backends may skip building a CacheEntry)."""
+        self._put(call, call.entry(result, ..., metadata), ttl)
+
     def _put_many(self, items: Sequence[tuple[Call, CacheEntry]], ttl: Any = None) -> None:
         for call, entry in items:
             self._put(call, entry, ttl)
@@ -445,17 +449,23 @@ class BaseCache:
 
 
 class _Latch:
-    __slots__ = ("error", "event", "owner", "value")
+    """A flight in progress: the leader holds ``lock`` until the result is ready."""
+
+    __slots__ = ("error", "lock", "owner", "value")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.lock = threading.Lock()
+        self.lock.acquire()
         self.owner = threading.get_ident()
         self.value: Any = None
         self.error: Optional[BaseException] = None
 
 
 class _SingleFlight:
-    """One computation per key at a time across threads; the others wait for its result."""
+    """One computation per key at a time across threads; the others wait for its result.
+
+    Costs one small lock per miss; waiters block on the leader's lock (no polling).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -464,14 +474,16 @@ class _SingleFlight:
     def run(self, key: _core.Key, compute: Callable[[], Any]) -> Any:
         with self._lock:
             latch = self._inflight.get(key)
-            leader = latch is None
-            if leader:
+            if latch is None:
                 latch = self._inflight[key] = _Latch()
-        assert latch is not None
+                leader = True
+            else:
+                leader = False
         if not leader:
             if latch.owner == threading.get_ident():
                 return compute()  # the same key re-entered from its own computation
-            latch.event.wait()
+            latch.lock.acquire()
+            latch.lock.release()
             if latch.error is not None:
                 raise latch.error
             return latch.value
@@ -484,4 +496,4 @@ class _SingleFlight:
         finally:
             with self._lock:
                 del self._inflight[key]
-            latch.event.set()
+            latch.lock.release()

@@ -61,8 +61,9 @@ def identity(func: Callable[..., Any] | str, *, scheme: str = "blake3") -> str:
         code = getattr(target, "__code__", None)
         if code is not None:
             line, col = code.co_firstlineno, 0
+            # the body's first position tells apart two lambdas on one line
             for pos in code.co_positions() if hasattr(code, "co_positions") else ():
-                if pos[0] is not None and pos[2] is not None:
+                if pos[0] is not None and pos[2]:
                     line, col = pos[0], pos[2]
                     break
             name += f"@{line}:{col}"

@@ -131,9 +131,12 @@ class _Memo:
     def store(self, call: Call, result: Any) -> None:
         if self.cache_if is not None and not self.cache_if(result):
             return
-        entry = call.entry(result, ..., self.metadata())
-        entry.inputs = self._record_inputs(call)
-        self._guard("store", lambda: self.cache._put(call, entry, self.ttl), None)
+        if self.self_name is not None:
+            call = Call(call.key, call.func, self._record_inputs(call), call.target, call.scheme)
+        if self.fail_open:
+            self._guard("store", lambda: self.cache._put_result(call, result, self.metadata(), self.ttl), None)
+        else:
+            self.cache._put_result(call, result, self.metadata(), self.ttl)
 
     def store_many(self, pairs: Sequence[tuple[Call, Any]]) -> None:
         items = []

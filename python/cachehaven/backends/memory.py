@@ -103,6 +103,10 @@ class InMemCache(BaseCache):
         record = (entry.value, entry.func, entry.inputs, entry.output, entry.expected, entry.metadata)
         self._store._set_raw(call.key, record, self._group(entry.func), ttl, entry.value)
 
+    def _put_result(self, call: Call, result: Any, metadata: Dict[str, Any], ttl: Any = None) -> None:
+        record = (result, call.func, call.inputs, result, ..., metadata)
+        self._store._set_raw(call.key, record, self._group(call.func), ttl, result)
+
     def _delete(self, call: Call) -> bool:
         return self._store._remove_raw(call.key)
 

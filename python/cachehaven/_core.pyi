@@ -1,0 +1,136 @@
+"""Type stubs for the native core, ``cachehaven._core`` (built from the Rust crate)."""
+
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+__version__: str
+FORMAT_VERSION: int
+MAX_DEPTH: int
+POLICIES: tuple[str, ...]
+
+class Key:
+    """A canonical cache key: the exact bytes of (format version, function identity, inputs).
+
+    Equality compares the full bytes; ``digest()`` gives the 128-bit integer key.
+    """
+
+    def __init__(self, data: bytes) -> None: ...
+    @property
+    def bytes(self) -> bytes:
+        """The canonical bytes."""
+    def digest(self, scheme: str = "blake3") -> int:
+        """The 128-bit digest of the canonical bytes: ``"blake3"`` (default) or ``"md5"``."""
+    def __hash__(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __len__(self) -> int: ...
+
+class Binder:
+    """The analysed signature of one memoized function (see ``cachehaven.keys.make_binder``)."""
+
+    def __init__(
+        self,
+        func_name: str,
+        params: Sequence[tuple[str, int, Any]],
+        empty: Any,
+        exclude: Sequence[str] = ...,
+        self_index: Optional[int] = None,
+        token_fn: Optional[Callable[[Any], bytes]] = None,
+    ) -> None: ...
+    @property
+    def func_name(self) -> str:
+        """The function identity calls are keyed under."""
+    def key(self, *args: Any, **kwargs: Any) -> Optional[Key]:
+        """The key of ``f(*args, **kwargs)``, or None if the call does not bind."""
+    def inputs(self, args: tuple[Any, ...], kwargs: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        """The bound inputs (defaults applied, exclusions removed), or None."""
+    def key_and_inputs(
+        self, args: tuple[Any, ...], kwargs: Optional[dict[str, Any]]
+    ) -> Optional[tuple[Key, dict[str, Any]]]:
+        """Key and inputs from one binding, or None."""
+
+class KeyedValue:
+    """A stored value together with its original (non-decodable) key object."""
+
+class Store:
+    """A thread-safe in-memory key-value store with bounded size, TTL and recency + frequency
+    eviction, implemented in Rust. Keys may be any canonicalizable value."""
+
+    def __init__(
+        self,
+        max_entries: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        ttl: Any = None,
+        policy: str = "adaptive",
+        weigher: Optional[Callable[[Any, Any], int]] = None,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> None: ...
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The value for ``key``, or ``default``."""
+    def set(self, key: Any, value: Any, ttl: Any = None) -> None:
+        """Store ``value`` under ``key`` with an optional per-entry ``ttl``."""
+    def pop(self, key: Any, *default: Any) -> Any:
+        """Remove ``key`` and return its value (``default`` or KeyError if absent)."""
+    def keys(self) -> list[Any]:
+        """A snapshot of the keys."""
+    def values(self) -> list[Any]:
+        """A snapshot of the values."""
+    def items(self) -> list[tuple[Any, Any]]:
+        """A snapshot of the (key, value) pairs."""
+    def clear(self) -> None:
+        """Remove every entry."""
+    def stats(self) -> dict[str, Any]:
+        """Counters and sizes."""
+    @property
+    def max_entries(self) -> Optional[int]: ...
+    @property
+    def max_bytes(self) -> Optional[int]: ...
+    @property
+    def policy(self) -> str: ...
+    def __getitem__(self, key: Any) -> Any: ...
+    def __setitem__(self, key: Any, value: Any) -> None: ...
+    def __delitem__(self, key: Any) -> None: ...
+    def __contains__(self, key: Any) -> bool: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def _check(self) -> None: ...
+    def _get_raw(self, key: Key) -> Any: ...
+    def _peek_raw(self, key: Key) -> Any: ...
+    def _set_raw(self, key: Key, record: Any, group: int = 0, ttl: Any = None, weigh_value: Any = None) -> bool: ...
+    def _remove_raw(self, key: Key) -> bool: ...
+    def _records(self) -> list[Any]: ...
+    def _remove_group(self, group: int) -> int: ...
+    def _group_len(self, group: int) -> int: ...
+    def _hottest(self, n: int) -> list[Any]: ...
+
+class Memoized:
+    """A memoized function whose cache hits run entirely in Rust."""
+
+    def __init__(self, func: Callable[..., Any], binder: Binder, store: Store, miss: Callable[..., Any]) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __get__(self, obj: Any, owner: Any = None) -> Any: ...
+    def _counts(self) -> tuple[int, int]: ...
+    def _count(self, hit: bool) -> None: ...
+    def _reset_counts(self) -> None: ...
+
+def encode(value: Any) -> bytes:
+    """The canonical bytes of one value."""
+
+def decode(data: bytes) -> Any:
+    """The value whose canonical bytes are ``data`` (value-carrying types only)."""
+
+def call_key(func: str, inputs: dict[str, Any], exclude: Optional[list[str]] = None) -> Key:
+    """The canonical key of calling ``func`` with ``inputs``."""
+
+def md5_int(data: bytes) -> int:
+    """md5 of ``data`` as a 128-bit int."""
+
+def blake3_int(data: bytes) -> int:
+    """The first 128 bits of blake3(``data``) as an int."""
+
+def estimate_size(value: Any) -> int:
+    """A rough deep size of ``value`` in bytes (the default weigher)."""
+
+def set_enabled(flag: bool) -> bool:
+    """Turn caching on or off process-wide; returns the previous setting."""
+
+def is_enabled() -> bool:
+    """Whether caching is on."""
