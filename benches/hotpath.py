@@ -71,7 +71,9 @@ def bench_memoize(number: int) -> List[Dict[str, Any]]:
     rows: List[Dict[str, Any]] = []
 
     def add(case: str, impl: str, ns: float, base: float) -> None:
-        rows.append({"case": case, "impl": impl, "ns": round(ns, 1), "ratio_vs_lru_cache": round(ns / base, 2)})
+        rows.append(
+            {"case": case, "impl": impl, "ns": round(ns, 1), "ratio_vs_lru_cache": round(ns / base, 2)}
+        )
 
     # hits: each decorator wraps its own copy of the function; every call is a hit
     base_int = None
@@ -105,7 +107,12 @@ def bench_memoize(number: int) -> List[Dict[str, Any]]:
     d = {"model": "gpt", "temperature": 0.2, "top_p": 1}
     fd(d)
     assert base_int is not None
-    add("memoize hit f(small dict) [vs lru f(int)]", "cachehaven", time_loop("fd(d)", {"fd": fd, "d": d}, number), base_int)
+    add(
+        "memoize hit f(small dict) [vs lru f(int)]",
+        "cachehaven",
+        time_loop("fd(d)", {"fd": fd, "d": d}, number),
+        base_int,
+    )
 
     # misses with eviction: bounded at 10,000 entries, every call a new key
     results = {}
@@ -207,10 +214,14 @@ def bench_memory(n: int) -> List[Dict[str, Any]]:
     if "cachetools" in p:
         names.append("cachetools.LRUCache")
     for name in names:
-        out = subprocess.run([sys.executable, "-c", _MEM_SCRIPT, name, str(n)], capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _MEM_SCRIPT, name, str(n)], capture_output=True, text=True
+        )
         if out.returncode != 0:
             continue
-        rows.append({"case": f"bytes per int->int entry at {n:,}", "impl": name, "bytes": round(float(out.stdout), 1)})
+        rows.append(
+            {"case": f"bytes per int->int entry at {n:,}", "impl": name, "bytes": round(float(out.stdout), 1)}
+        )
     return rows
 
 
@@ -225,8 +236,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"cachehaven {cachehaven.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores; "
-          f"median of {REPEATS} runs")
+    print(
+        f"cachehaven {cachehaven.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores; "
+        f"median of {REPEATS} runs"
+    )
     last = None
     for r in rows:
         if r["case"] != last:

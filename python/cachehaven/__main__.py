@@ -60,7 +60,7 @@ def bench(number: int = 300_000) -> None:
     def f(x: int) -> int:
         return x
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def g(x: int) -> int:
         return x
 

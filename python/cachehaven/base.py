@@ -65,7 +65,9 @@ class Call:
             self._digest = keys.digest(self.key, self.func, self.inputs, self.scheme)
         return self._digest
 
-    def entry(self, output: Any = ..., expected: Any = ..., metadata: Optional[Dict[str, Any]] = None) -> CacheEntry:
+    def entry(
+        self, output: Any = ..., expected: Any = ..., metadata: Optional[Dict[str, Any]] = None
+    ) -> CacheEntry:
         """A CacheEntry for this call."""
         return CacheEntry(self.func, self.inputs, output, expected, metadata or {})
 
@@ -113,7 +115,9 @@ class BaseCache:
             if kwargs:
                 raise TypeError("pass the inputs either as a dict or as keyword arguments, not both")
             if not isinstance(inputs, Mapping):
-                raise TypeError(f"inputs must be a dict of parameter name -> value, not {type(inputs).__name__}")
+                raise TypeError(
+                    f"inputs must be a dict of parameter name -> value, not {type(inputs).__name__}"
+                )
             inputs = dict(inputs)
         else:
             inputs = kwargs
@@ -125,7 +129,9 @@ class BaseCache:
         return Call(key, name, stripped, func, self.key_scheme)
 
     def _entry_call(self, entry: CacheEntry) -> Call:
-        return Call(_core.call_key(entry.func, entry.inputs), entry.func, entry.inputs, entry.func, self.key_scheme)
+        return Call(
+            _core.call_key(entry.func, entry.inputs), entry.func, entry.inputs, entry.func, self.key_scheme
+        )
 
     # ------------------------------------------------------------------ storage protocol
     def _fetch(self, call: Call) -> Optional[CacheEntry]:
@@ -257,7 +263,8 @@ class BaseCache:
         if entry is None:
             if expected is ...:
                 raise ValueError(
-                    f"no cached entry for {call.func} with inputs {call.inputs!r}; pass expected= to create one"
+                    f"no cached entry for {call.func} with inputs {call.inputs!r}; "
+                    "pass expected= to create one"
                 )
             self._put(call, call.entry(expected, expected, metadata))
         else:
@@ -311,7 +318,9 @@ class BaseCache:
         if isinstance(key, str):
             key = int(key)
         if not isinstance(key, int) or isinstance(key, bool):
-            raise TypeError(f"cache keys are ints (CacheEntry.key) or CacheEntry objects, not {type(key).__name__}")
+            raise TypeError(
+                f"cache keys are ints (CacheEntry.key) or CacheEntry objects, not {type(key).__name__}"
+            )
         for entry in self._entries():
             call = self._entry_call(entry)
             if call.digest == key:

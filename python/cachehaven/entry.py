@@ -42,7 +42,9 @@ class CacheEntry:
             self.inputs = {}
         elif not isinstance(self.inputs, dict):
             if not isinstance(self.inputs, Mapping):
-                raise TypeError(f"inputs must be a dict of parameter name -> value, not {type(self.inputs).__name__}")
+                raise TypeError(
+                    f"inputs must be a dict of parameter name -> value, not {type(self.inputs).__name__}"
+                )
             self.inputs = dict(self.inputs)
         if self.metadata is None:
             self.metadata = {}

@@ -131,7 +131,9 @@ def _normalize_exclude(exclude: Iterable[str] | str | None, what: str = "exclude
     out = []
     for item in exclude:
         if not isinstance(item, str) or not item or any(not part for part in item.split(".")):
-            raise ConfigError(f"{what} must be parameter names or dotted paths like 'kwargs.api_key'; got {item!r}")
+            raise ConfigError(
+                f"{what} must be parameter names or dotted paths like 'kwargs.api_key'; got {item!r}"
+            )
         out.append(item)
     return out
 

@@ -20,7 +20,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from . import _core, keys
-from .base import Call, CacheInfo
+from .base import CacheInfo, Call
 from .entry import MISSING
 from .errors import ConfigError
 
@@ -102,8 +102,13 @@ class _Memo:
         except Exception as e:
             if not self.fail_open:
                 raise
-            logger.warning("cachehaven: %s failed for %s (%s: %s); computing without the cache",
-                           what, self.name, type(e).__name__, e)
+            logger.warning(
+                "cachehaven: %s failed for %s (%s: %s); computing without the cache",
+                what,
+                self.name,
+                type(e).__name__,
+                e,
+            )
             return fallback
 
     def fetch(self, call: Call) -> Any:
@@ -134,7 +139,9 @@ class _Memo:
         if self.self_name is not None:
             call = Call(call.key, call.func, self._record_inputs(call), call.target, call.scheme)
         if self.fail_open:
-            self._guard("store", lambda: self.cache._put_result(call, result, self.metadata(), self.ttl), None)
+            self._guard(
+                "store", lambda: self.cache._put_result(call, result, self.metadata(), self.ttl), None
+            )
         else:
             self.cache._put_result(call, result, self.metadata(), self.ttl)
 
@@ -198,7 +205,8 @@ class _AsyncFlight:
         pass
 
     def __init__(self) -> None:
-        self._by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dict[_core.Key, asyncio.Future[Any]]]" = (
+        Flights = Dict[_core.Key, "asyncio.Future[Any]"]
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Flights] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -454,7 +462,9 @@ def batch_memoize(cache: BaseCache, func: Any, **opts: Any) -> Any:
     def finish(items: list, calls: list, values: list, todo: list, outs: Any) -> list:
         outs = list(outs)
         if len(outs) != len(todo):
-            raise ValueError(f"{memo.name} returned {len(outs)} results for {len(todo)} items; it must return one per item")
+            raise ValueError(
+                f"{memo.name} returned {len(outs)} results for {len(todo)} items; it must return one per item"
+            )
         by_key = {calls[i].key: out for i, out in zip(todo, outs)}
         memo.store_many([(calls[i], out) for i, out in zip(todo, outs)])
         return [by_key[c.key] if v is MISSING else v for c, v in zip(calls, values)]
