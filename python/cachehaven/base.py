@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import namedtuple
 from typing import (
     Any,
     Callable,
@@ -27,22 +26,54 @@ from typing import (
     Iterator,
     List,
     Mapping,
+    NamedTuple,
     Optional,
+    ParamSpec,
+    Protocol,
     Sequence,
+    TypeVar,
     Union,
+    overload,
 )
 
 from . import _core, keys
 from .entry import MISSING, CacheEntry
 
-__all__ = ["BaseCache", "Call", "CacheInfo"]
+__all__ = ["BaseCache", "CacheInfo", "Call", "MemoizedFunction"]
 
 logger = logging.getLogger("cachehaven")
 
-#: What ``cache_info()`` returns, as ``functools.lru_cache`` does.
-CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "maxsize", "currsize"])
+
+class CacheInfo(NamedTuple):
+    """What ``cache_info()`` returns, as ``functools.lru_cache`` does."""
+
+    hits: int
+    misses: int
+    maxsize: Optional[int]
+    currsize: int
+
 
 FuncLike = Union[Callable[..., Any], str]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class MemoizedFunction(Protocol[P, R_co]):
+    """What ``@cache.memoize`` returns: the function, same signature and return type, plus
+    the cache helpers."""
+
+    __wrapped__: Callable[P, R_co]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+    def cache_info(self) -> CacheInfo: ...
+    def cache_clear(self) -> None: ...
+    def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> int: ...
+    def cache_get(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
+    def cache_set(self, value: Any, /, *args: P.args, **kwargs: P.kwargs) -> None: ...
+    def cache_invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool: ...
+    def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
 
 class Call:
@@ -357,9 +388,28 @@ class BaseCache:
         return True
 
     # ------------------------------------------------------------------ decorators
+    @overload
+    def memoize(self, func: Callable[P, R], /) -> MemoizedFunction[P, R]: ...
+
+    @overload
+    def memoize(
+        self,
+        func: None = None,
+        /,
+        *,
+        name: Optional[str] = None,
+        exclude: Optional[Iterable[str]] = None,
+        annotation: Optional[Dict[str, Any]] = None,
+        ttl: Any = None,
+        cache_if: Optional[Callable[[Any], bool]] = None,
+        version: Any = None,
+        fail_open: bool = False,
+    ) -> Callable[[Callable[P, R]], MemoizedFunction[P, R]]: ...
+
     def memoize(
         self,
         func: Optional[Callable[..., Any]] = None,
+        /,
         *,
         name: Optional[str] = None,
         exclude: Optional[Iterable[str]] = None,
@@ -402,9 +452,28 @@ class BaseCache:
             return _memoize(self, func, **opts)
         return lambda f: _memoize(self, f, **opts)
 
+    @overload
+    def batch_memoize(self, func: Callable[P, R], /) -> MemoizedFunction[P, R]: ...
+
+    @overload
+    def batch_memoize(
+        self,
+        func: None = None,
+        /,
+        *,
+        name: Optional[str] = None,
+        exclude: Optional[Iterable[str]] = None,
+        annotation: Optional[Dict[str, Any]] = None,
+        ttl: Any = None,
+        cache_if: Optional[Callable[[Any], bool]] = None,
+        version: Any = None,
+        fail_open: bool = False,
+    ) -> Callable[[Callable[P, R]], MemoizedFunction[P, R]]: ...
+
     def batch_memoize(
         self,
         func: Optional[Callable[..., Any]] = None,
+        /,
         *,
         name: Optional[str] = None,
         exclude: Optional[Iterable[str]] = None,
