@@ -36,7 +36,7 @@ impl Default for KeyBuf {
 
 impl KeyBuf {
     /// An empty buffer.
-    #[inline]
+    #[inline(always)]
     pub fn new() -> Self {
         KeyBuf {
             len: 0,

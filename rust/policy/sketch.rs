@@ -14,17 +14,13 @@ pub struct Sketch {
     sample_size: u32,
 }
 
-const SEEDS: [u64; 4] = [
-    0x97cb_3127_dc3c_4d8b,
-    0xbf58_476d_1ce4_e5b9,
-    0x94d0_49bb_1331_11eb,
-    0x9e37_79b9_7f4a_7c15,
-];
+const SEEDS: [u64; 2] = [0x97cb_3127_dc3c_4d8b, 0xbf58_476d_1ce4_e5b9];
 
 impl Sketch {
     /// A sketch sized for a cache of about `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         // one 64-bit word (16 counters) per two entries of capacity, at least 8 words
+        // a power of two, so that `mask` keeps every index in bounds (see `slots`)
         let words = (capacity.max(16) / 2).next_power_of_two();
         let sample = (capacity.max(16) as u64 * 10).min(u32::MAX as u64) as u32;
         Sketch {
@@ -40,42 +36,49 @@ impl Sketch {
         self.table.len()
     }
 
-    #[inline]
-    fn slot(&self, hash: u64, i: usize) -> (usize, u32) {
-        let h = (hash ^ SEEDS[i]).wrapping_mul(SEEDS[(i + 1) & 3]);
-        let h = h ^ (h >> 31);
-        let word = (h as usize) & self.mask;
-        let nibble = ((h >> 58) & 15) as u32;
-        (word, nibble * 4)
+    /// The four (word, bit shift) counter positions of `hash`: double hashing over the
+    /// table, with the nibble in each word taken from a different part of the hash.
+    #[inline(always)]
+    fn slots(&self, hash: u64) -> [(usize, u32); 4] {
+        let h1 = hash.wrapping_mul(SEEDS[0]);
+        let h2 = (hash.wrapping_mul(SEEDS[1]) >> 32) | 1;
+        let mut out = [(0usize, 0u32); 4];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let h = h1.wrapping_add((i as u64).wrapping_mul(h2));
+            *slot = ((h >> 32) as usize & self.mask, ((h >> 28) & 15) as u32 * 4);
+        }
+        out
     }
 
     /// The estimated recent frequency of `hash` (0..=15).
     #[inline]
     pub fn frequency(&self, hash: u64) -> u8 {
         let mut min = 15u64;
-        for i in 0..4 {
-            let (w, shift) = self.slot(hash, i);
-            min = min.min((self.table[w] >> shift) & 15);
+        for (w, shift) in self.slots(hash) {
+            debug_assert!(w < self.table.len());
+            // SAFETY: `w` is masked with `self.mask == self.table.len() - 1` (the length is a
+            // power of two, fixed at construction), so it is always in bounds.
+            let word = unsafe { *self.table.get_unchecked(w) };
+            min = min.min((word >> shift) & 15);
         }
         min as u8
     }
 
-    /// Count one more occurrence of `hash`.
+    /// Count one more occurrence of `hash` (counters saturate at 15).
     #[inline]
     pub fn increment(&mut self, hash: u64) {
-        let mut added = false;
-        for i in 0..4 {
-            let (w, shift) = self.slot(hash, i);
-            if (self.table[w] >> shift) & 15 < 15 {
-                self.table[w] += 1u64 << shift;
-                added = true;
-            }
+        let mut added = 0u64;
+        for (w, shift) in self.slots(hash) {
+            debug_assert!(w < self.table.len());
+            // SAFETY: as in `frequency`: `w <= self.mask < self.table.len()`.
+            let word = unsafe { self.table.get_unchecked_mut(w) };
+            let not_full = u64::from((*word >> shift) & 15 != 15);
+            *word += not_full << shift;
+            added |= not_full;
         }
-        if added {
-            self.additions += 1;
-            if self.additions >= self.sample_size {
-                self.reset();
-            }
+        self.additions += added as u32;
+        if self.additions >= self.sample_size {
+            self.reset();
         }
     }
 

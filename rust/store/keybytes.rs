@@ -43,16 +43,15 @@ impl KeyBytes {
         }
     }
 
-    /// Whether this key's bytes equal `probe` (a lookup key). Short keys compare as fixed
-    /// 22-byte arrays, which compiles to a few word compares instead of a `memcmp` call.
+    /// Whether this key's bytes equal `key`. Short keys compare with a few overlapping
+    /// word loads instead of a `memcmp` call (this runs on every lookup).
     #[inline(always)]
-    pub fn matches(&self, probe: &Probe<'_>) -> bool {
-        match (self, probe.inline) {
-            (KeyBytes::Inline { len, data }, Some(p)) => {
-                *len as usize == probe.bytes.len() && *data == p
+    pub fn matches(&self, key: &[u8]) -> bool {
+        match self {
+            KeyBytes::Inline { len, data } => {
+                *len as usize == key.len() && short_eq(&data[..key.len()], key)
             }
-            (KeyBytes::Heap(b), None) => **b == *probe.bytes,
-            _ => false,
+            KeyBytes::Heap(b) => **b == *key,
         }
     }
 
@@ -65,24 +64,21 @@ impl KeyBytes {
     }
 }
 
-/// A lookup key prepared for [`KeyBytes::matches`]: short keys are zero-padded once.
-pub struct Probe<'a> {
-    bytes: &'a [u8],
-    inline: Option<[u8; INLINE]>,
-}
-
-impl<'a> Probe<'a> {
-    /// Prepare `bytes` for comparisons.
-    #[inline(always)]
-    pub fn new(bytes: &'a [u8]) -> Self {
-        let inline = if bytes.len() <= INLINE {
-            let mut data = [0u8; INLINE];
-            data[..bytes.len()].copy_from_slice(bytes);
-            Some(data)
-        } else {
-            None
-        };
-        Probe { bytes, inline }
+/// Equality of two slices of the same length (at most 22 bytes), by overlapping loads.
+#[inline(always)]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    debug_assert_eq!(n, b.len());
+    let w8 = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
+    let w4 = |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().unwrap_or([0; 4]));
+    if n >= 16 {
+        w8(a, 0) == w8(b, 0) && w8(a, 8) == w8(b, 8) && w8(a, n - 8) == w8(b, n - 8)
+    } else if n >= 8 {
+        w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8)
+    } else if n >= 4 {
+        w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4)
+    } else {
+        a == b
     }
 }
 
@@ -116,11 +112,25 @@ mod tests {
         assert_eq!(KeyBytes::new(&[1u8; 22]).heap_bytes(), 0);
         assert_eq!(KeyBytes::new(&[1u8; 23]).heap_bytes(), 23);
         assert_ne!(KeyBytes::new(b"ab"), KeyBytes::new(b"ab\0"));
-        assert!(short.matches(&Probe::new(b"abc")));
-        assert!(!short.matches(&Probe::new(b"abc\0")));
-        assert!(!short.matches(&Probe::new(b"ab")));
-        assert!(long.matches(&Probe::new(&[7u8; 40])));
-        assert!(!long.matches(&Probe::new(&[7u8; 39])));
-        assert!(!KeyBytes::new(&[1u8; 22]).matches(&Probe::new(&[1u8; 23])));
+        assert!(short.matches(b"abc"));
+        assert!(!short.matches(b"abc\0"));
+        assert!(!short.matches(b"ab"));
+        assert!(long.matches(&[7u8; 40]));
+        assert!(!long.matches(&[7u8; 39]));
+        assert!(!KeyBytes::new(&[1u8; 22]).matches(&[1u8; 23]));
+    }
+
+    #[test]
+    fn short_keys_differing_in_any_byte_do_not_match() {
+        for n in 0..=22usize {
+            let base: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37)).collect();
+            let k = KeyBytes::new(&base);
+            assert!(k.matches(&base), "len {n}");
+            for i in 0..n {
+                let mut other = base.clone();
+                other[i] ^= 0x40;
+                assert!(!k.matches(&other), "len {n}, byte {i}");
+            }
+        }
     }
 }

@@ -21,7 +21,7 @@ use std::collections::BinaryHeap;
 
 use hashbrown::HashTable;
 
-pub use keybytes::{KeyBytes, Probe};
+pub use keybytes::KeyBytes;
 
 use crate::hash::fast_hash;
 use crate::policy::{Policy, PolicyKind};
@@ -209,9 +209,8 @@ impl<V> Store<V> {
     #[inline]
     fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
         let slots = &self.slots;
-        let probe = Probe::new(key);
         self.index
-            .find(hash, |&i| slots[i as usize].key.matches(&probe))
+            .find(hash, |&i| slots[i as usize].key.matches(key))
             .copied()
     }
 
