@@ -46,6 +46,23 @@ class Binder:
         self, args: tuple[Any, ...], kwargs: Optional[dict[str, Any]]
     ) -> Optional[tuple[Key, dict[str, Any]]]:
         """Key and inputs from one binding, or None."""
+    def self_key(self, obj: Any) -> RawKey:
+        """The stand-in stored for a method's ``self``: its key bytes."""
+
+class RawKey:
+    """Stands for an argument by its canonical bytes (a stored method's ``self``)."""
+
+    def __init__(self, data: bytes, label: str) -> None: ...
+    @property
+    def bytes(self) -> bytes: ...
+    @property
+    def label(self) -> str: ...
+
+class BoundMemoized:
+    """A memoized method bound to its instance (helpers receive the instance too)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __getattr__(self, name: str) -> Any: ...
 
 class KeyedValue:
     """A stored value together with its original (non-decodable) key object."""

@@ -9,16 +9,18 @@ AgentHeaven-compatible ``"ahvn"`` scheme. See ``docs/keys.md`` for the format.
 from __future__ import annotations
 
 import datetime
+import functools
 import inspect
 import itertools
 import json
 import os
 import threading
+import types
 import weakref
 from typing import Any, Callable, Iterable, Mapping
 
 from . import _core
-from .errors import ConfigError, KeyTypeError
+from .errors import ConfigError, KeyDepthError, KeyTypeError
 
 __all__ = [
     "KEY_SCHEMES",
@@ -47,6 +49,10 @@ def identity(func: Callable[..., Any] | str, *, scheme: str = "blake3") -> str:
         return own
     if not callable(func):
         raise TypeError(f"func must be a callable or a str, not {type(func).__name__}")
+    if isinstance(func, functools.partial):
+        # a partial is its function plus what it binds
+        bound = (func.args, func.keywords)
+        return f"{identity(func.func, scheme=scheme)}(partial:{_captured_digest(func, bound)})"
     target = inspect.unwrap(func) if hasattr(func, "__wrapped__") else func
     if isinstance(target, (staticmethod, classmethod)):
         target = target.__func__
@@ -67,7 +73,49 @@ def identity(func: Callable[..., Any] | str, *, scheme: str = "blake3") -> str:
                     line, col = pos[0], pos[2]
                     break
             name += f"@{line}:{col}"
+    closure = getattr(target, "__closure__", None)
+    if closure:
+        # closures made by one factory share code but not behaviour: key what they captured
+        values = []
+        for cell in closure:
+            try:
+                values.append(cell.cell_contents)
+            except ValueError:  # not yet bound (e.g. a recursive inner function)
+                values.append(_EMPTY_CELL)
+        name += f"(closure:{_captured_digest(target, tuple(values))})"
     return name
+
+
+_EMPTY_CELL = "<empty cell>"
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """Captured values made keyable: functions by identity, modules by name."""
+    if depth > 20:
+        return value
+    if isinstance(value, types.ModuleType):
+        return f"<module {value.__name__}>"
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, functools.partial)) or hasattr(
+        value, "__cachehaven_name__"
+    ):
+        return f"<function {identity(value)}>"
+    if isinstance(value, tuple):
+        return tuple(_plain(v, depth + 1) for v in value)
+    if isinstance(value, list):
+        return [_plain(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def _captured_digest(owner: Any, captured: Any) -> str:
+    """A short digest of what a closure or partial captured. Values with no canonical form
+    make the identity process-local (a per-object token), so such callables never share."""
+    try:
+        data = _core.encode(_plain(captured))
+    except (KeyTypeError, KeyDepthError):
+        return "local-" + instance_token(owner).hex()
+    return format(_core.blake3_int(data) >> 64, "016x")
 
 
 # ---------------------------------------------------------------- identity-keyed instances
@@ -172,14 +220,17 @@ def make_binder(
         if path.split(".")[0] in names or has_kwargs:
             paths.append(path)
     idx = self_param(func, sig)
-    return _core.Binder(
-        name,
-        params,
-        inspect.Parameter.empty,
-        paths,
-        idx,
-        instance_token if idx is not None else None,
-    )
+    try:
+        return _core.Binder(
+            name,
+            params,
+            inspect.Parameter.empty,
+            paths,
+            idx,
+            instance_token if idx is not None else None,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def call_key(func: str, inputs: Mapping[str, Any], exclude: Iterable[str] | None = None) -> _core.Key:

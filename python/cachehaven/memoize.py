@@ -47,14 +47,6 @@ def check_ttl(ttl: Any, what: str = "ttl") -> Optional[float]:
     return secs
 
 
-def _weak(obj: Any) -> Any:
-    """A weak reference to ``obj`` where possible (so the cache never keeps ``self`` alive)."""
-    try:
-        return weakref.ref(obj)
-    except TypeError:
-        return obj
-
-
 class _Memo:
     """Everything one memoized function needs, shared by its engine and helpers."""
 
@@ -93,7 +85,9 @@ class _Memo:
         self.self_name = next(iter(sig.parameters)) if self.self_index is not None else None
         self.hits = 0
         self.misses = 0
-        self.native: Optional[_core.Memoized] = None
+        # a weak reference: the native wrapper's __dict__ holds the helpers, which hold this
+        # object, so a strong one would make an uncollectable cycle
+        self._native: Optional[weakref.ref[_core.Memoized]] = None
 
     # ------------------------------------------------------------------ cache access
     def _guard(self, what: str, op: Callable[[], Any], fallback: Any) -> Any:
@@ -127,9 +121,11 @@ class _Memo:
         return {"annotation": dict(self.annotation)} if self.annotation else {}
 
     def _record_inputs(self, call: Call) -> Dict[str, Any]:
+        """The inputs to store: a method's ``self`` becomes a ``RawKey`` (its key bytes), so the
+        entry never keeps the instance alive and its key can still be recomputed."""
         if self.self_name is not None and self.self_name in call.inputs:
             inputs = dict(call.inputs)
-            inputs[self.self_name] = _weak(inputs[self.self_name])
+            inputs[self.self_name] = self.binder.self_key(inputs[self.self_name])
             return inputs
         return call.inputs
 
@@ -173,9 +169,18 @@ class _Memo:
         return self.cache._flight.run(key, lambda: self.compute(call, args, kwargs))
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def native(self) -> Optional[_core.Memoized]:
+        return None if self._native is None else self._native()
+
+    @native.setter
+    def native(self, value: _core.Memoized) -> None:
+        self._native = weakref.ref(value)
+
     def counts(self) -> tuple[int, int]:
-        if self.native is not None:
-            h, m = self.native._counts()
+        native = self.native
+        if native is not None:
+            h, m = native._counts()
             return h + self.hits, m + self.misses
         return self.hits, self.misses
 
@@ -186,8 +191,9 @@ class _Memo:
     def cache_clear(self) -> None:
         self.cache._func_clear(self.name)
         self.hits = self.misses = 0
-        if self.native is not None:
-            self.native._reset_counts()
+        native = self.native
+        if native is not None:
+            native._reset_counts()
 
     def must_call(self, args: tuple, kwargs: Dict[str, Any]) -> Call:
         call = self.call_for(args, kwargs)
@@ -276,6 +282,15 @@ def _attach(wrapper: Any, memo: _Memo) -> None:
     wrapper.cache_invalidate = cache_invalidate
     wrapper.cache = memo.cache
     wrapper.__cachehaven_name__ = memo.name
+
+
+def _bind_cache_set(cache_set: Callable[..., None], obj: Any) -> Callable[..., None]:
+    """``cache_set`` of a bound method: ``m.f.cache_set(value, *args)``."""
+
+    def bound_cache_set(value: Any, /, *args: Any, **kwargs: Any) -> None:
+        cache_set(value, obj, *args, **kwargs)
+
+    return bound_cache_set
 
 
 def _unwrap_descriptor(func: Any) -> tuple[Any, Optional[type]]:

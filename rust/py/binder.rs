@@ -489,6 +489,27 @@ impl Binder {
         Ok(Some((Key::from_buf(&buf), inputs)))
     }
 
+    /// The stand-in stored for a method's `self` in entries: its canonical bytes, exactly as
+    /// keys encode it, under a readable label.
+    fn self_key(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<super::key::RawKey> {
+        let i = self.self_index.ok_or_else(|| {
+            PyValueError::new_err(format!("{} has no self parameter", self.func_name))
+        })?;
+        let mut buf = KeyBuf::new();
+        let mut notes = Notes::default();
+        self.encode_value(i, obj, &mut buf, &mut notes)
+            .map_err(|e| self.name_error(py, i, e))?;
+        let label = if obj.is_instance_of::<pyo3::types::PyType>() {
+            format!(
+                "<class {}>",
+                super::encode::type_name(obj.cast::<pyo3::types::PyType>()?)
+            )
+        } else {
+            format!("<{} instance>", super::encode::type_name(&obj.get_type()))
+        };
+        Ok(super::key::RawKey::new_raw(buf.as_slice(), label))
+    }
+
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
         for p in &self.params {
             if let Some(d) = &p.default {

@@ -412,6 +412,12 @@ fn encode_rich(
 ) -> Result<(), EncodeError> {
     let py = obj.py();
     let ty = obj.get_type();
+    // a stand-in that carries its canonical bytes (a stored method's `self`)
+    if let Ok(raw) = obj.cast_exact::<super::key::RawKey>() {
+        notes.opaque = true;
+        buf.extend(&raw.get().bytes);
+        return Ok(());
+    }
     // a class object: keyed by its qualified name
     if let Ok(cls) = obj.cast::<PyType>() {
         notes.opaque = true;

@@ -139,3 +139,67 @@ pub fn md5_int(data: &[u8]) -> u128 {
 pub fn blake3_int(data: &[u8]) -> u128 {
     blake3_128(data)
 }
+
+/// A stand-in for an argument that is stored by its canonical bytes only: a method's `self`
+/// in stored entries (so the cache never keeps the instance alive, yet the entry's key can
+/// be recomputed from its inputs). It encodes to exactly the bytes it carries.
+#[pyclass(frozen, module = "cachehaven._core", name = "RawKey")]
+pub struct RawKey {
+    pub(crate) bytes: Box<[u8]>,
+    label: String,
+}
+
+impl RawKey {
+    /// Wrap canonical bytes with a human-readable label.
+    pub fn new_raw(bytes: &[u8], label: String) -> Self {
+        RawKey {
+            bytes: bytes.into(),
+            label,
+        }
+    }
+}
+
+#[pymethods]
+impl RawKey {
+    #[new]
+    fn new(data: &[u8], label: String) -> Self {
+        RawKey {
+            bytes: data.into(),
+            label,
+        }
+    }
+
+    /// The canonical bytes this stands for.
+    #[getter]
+    fn bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.bytes)
+    }
+
+    /// What it stands for, e.g. `<mymod.Model instance>`.
+    #[getter]
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other
+            .cast::<RawKey>()
+            .map(|o| o.get().bytes == self.bytes)
+            .unwrap_or(false)
+    }
+
+    fn __hash__(&self) -> isize {
+        fast_hash(&self.bytes) as isize
+    }
+
+    fn __repr__(&self) -> String {
+        self.label.clone()
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let args =
+            (PyBytes::new(py, &slf.get().bytes), slf.get().label.clone()).into_pyobject(py)?;
+        PyTuple::new(py, [slf.get_type().into_any(), args.into_any()])
+    }
+}

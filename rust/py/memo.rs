@@ -35,7 +35,16 @@ pub fn is_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-static METHOD_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static PARTIAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Helpers that take the call's arguments, so a bound method must pass `self` to them.
+const SELF_HELPERS: [&str; 5] = [
+    "cache_key",
+    "cache_get",
+    "cache_invalidate",
+    "refresh",
+    "cache_set",
+];
 
 /// A memoized function whose hits never leave Rust.
 ///
@@ -52,24 +61,10 @@ pub struct Memoized {
     misses: AtomicU64,
 }
 
-#[pymethods]
 impl Memoized {
-    /// `Memoized(func, binder, store, miss)`: `miss(key, args, kwargs)` computes and stores
-    /// a missing result and returns it.
-    #[new]
-    fn new(func: Py<PyAny>, binder: Py<Binder>, store: Py<PyStore>, miss: Py<PyAny>) -> Self {
-        Memoized {
-            func,
-            binder,
-            store,
-            miss,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn __call__(
+    /// The call itself (shared by `__call__` and bound methods).
+    #[inline]
+    fn call(
         &self,
         py: Python<'_>,
         args: &Bound<'_, PyTuple>,
@@ -101,22 +96,55 @@ impl Memoized {
         };
         Ok(self.miss.bind(py).call1((key, args, kw))?.unbind())
     }
+}
+
+#[pymethods]
+impl Memoized {
+    /// `Memoized(func, binder, store, miss)`: `miss(key, args, kwargs)` computes and stores
+    /// a missing result and returns it.
+    #[new]
+    fn new(func: Py<PyAny>, binder: Py<Binder>, store: Py<PyStore>, miss: Py<PyAny>) -> Self {
+        Memoized {
+            func,
+            binder,
+            store,
+            miss,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.call(py, args, kwargs)
+    }
 
     fn __get__(
         slf: &Bound<'_, Self>,
         obj: Option<&Bound<'_, PyAny>>,
         _owner: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
         match obj.filter(|o| !o.is_none()) {
             None => Ok(slf.clone().into_any().unbind()),
             Some(o) => {
-                let mt = METHOD_TYPE.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-                    Ok(py.import("types")?.getattr("MethodType")?.unbind())
-                })?;
-                Ok(mt.bind(py).call1((slf, o))?.unbind())
+                let bound = BoundMemoized {
+                    memo: slf.clone().unbind(),
+                    obj: o.clone().unbind(),
+                };
+                Ok(Py::new(slf.py(), bound)?.into_any())
             }
         }
+    }
+
+    /// Pickle by reference (module + qualified name), as plain functions and
+    /// `functools.lru_cache` wrappers do.
+    fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Ok(slf.getattr("__qualname__")?.unbind())
     }
 
     /// `(hits, misses)` counted by this function's wrapper.
@@ -152,5 +180,85 @@ impl Memoized {
         visit.call(&self.binder)?;
         visit.call(&self.store)?;
         visit.call(&self.miss)
+    }
+}
+
+/// A memoized method bound to its instance: calls pass the instance as `self`, and so do the
+/// per-call helpers (`m.predict.cache_get(2)` looks up `Model.predict(m, 2)`). Other
+/// attributes (`cache_info`, `__wrapped__`, `__name__`, ...) are the function's.
+#[pyclass(frozen, module = "cachehaven._core", name = "BoundMemoized")]
+pub struct BoundMemoized {
+    memo: Py<Memoized>,
+    obj: Py<PyAny>,
+}
+
+#[pymethods]
+impl BoundMemoized {
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let mut all: Vec<Bound<'_, PyAny>> = Vec::with_capacity(args.len() + 1);
+        all.push(self.obj.bind(py).clone());
+        all.extend(args.iter());
+        let full = PyTuple::new(py, all)?;
+        self.memo.get().call(py, &full, kwargs)
+    }
+
+    fn __getattr__(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+        match name {
+            "__self__" => return Ok(self.obj.clone_ref(py)),
+            "__func__" => return Ok(self.memo.clone_ref(py).into_any()),
+            _ => {}
+        }
+        let attr = self.memo.bind(py).getattr(name)?;
+        if name == "__wrapped__" {
+            // the original function bound to the same instance (so `inspect.signature` drops
+            // `self`, as for any bound method)
+            let method_type = py.import("types")?.getattr("MethodType")?;
+            return Ok(method_type.call1((attr, self.obj.bind(py)))?.unbind());
+        }
+        if !SELF_HELPERS.contains(&name) {
+            return Ok(attr.unbind());
+        }
+        if name == "cache_set" {
+            // cache_set(value, /, *args): the instance goes after the value
+            let helpers = py.import("cachehaven.memoize")?;
+            return Ok(helpers
+                .getattr("_bind_cache_set")?
+                .call1((attr, self.obj.bind(py)))?
+                .unbind());
+        }
+        let partial = PARTIAL.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+            Ok(py.import("functools")?.getattr("partial")?.unbind())
+        })?;
+        Ok(partial.bind(py).call1((attr, self.obj.bind(py)))?.unbind())
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other
+            .cast::<BoundMemoized>()
+            .map(|o| o.get().memo.is(&self.memo) && o.get().obj.is(&self.obj))
+            .unwrap_or(false)
+    }
+
+    fn __hash__(&self) -> isize {
+        (self.memo.as_ptr() as isize) ^ (self.obj.as_ptr() as isize).rotate_left(16)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let name: String = self.memo.bind(py).getattr("__qualname__")?.extract()?;
+        Ok(format!(
+            "<bound memoized method {name} of {}>",
+            self.obj.bind(py).repr()?
+        ))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.memo)?;
+        visit.call(&self.obj)
     }
 }

@@ -21,9 +21,9 @@ mod _core {
     #[pymodule_export]
     use super::encode::py_encode;
     #[pymodule_export]
-    use super::key::{blake3_int, call_key, md5_int, Key};
+    use super::key::{blake3_int, call_key, md5_int, Key, RawKey};
     #[pymodule_export]
-    use super::memo::{is_enabled, set_enabled, Memoized};
+    use super::memo::{is_enabled, set_enabled, BoundMemoized, Memoized};
     #[pymodule_export]
     use super::store::{py_estimate_size, KeyedValue, PyStore};
 

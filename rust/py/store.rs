@@ -446,7 +446,8 @@ impl PyStore {
         let mut buf = KeyBuf::new();
         self.encode_key(key, &mut buf)?;
         let hash = fast_hash(buf.as_slice());
-        if self.shared.with(|s| s.remove(buf.as_slice(), hash)) {
+        let now = self.shared.now(key.py(), false)?;
+        if self.shared.with(|s| s.remove(buf.as_slice(), hash, now)) {
             Ok(())
         } else {
             Err(PyKeyError::new_err(key.clone().unbind()))
@@ -663,10 +664,11 @@ impl PyStore {
             .is_ok())
     }
 
-    /// Remove `key`; returns whether it was present.
-    fn _remove_raw(&self, key: &Bound<'_, Key>) -> bool {
+    /// Remove `key`; returns whether it was present (and not expired).
+    fn _remove_raw(&self, py: Python<'_>, key: &Bound<'_, Key>) -> PyResult<bool> {
         let k = key.get();
-        self.shared.with(|s| s.remove(&k.bytes, k.hash))
+        let now = self.shared.now(py, false)?;
+        Ok(self.shared.with(|s| s.remove(&k.bytes, k.hash, now)))
     }
 
     /// Every live stored object (a snapshot), as a list.
@@ -680,9 +682,15 @@ impl PyStore {
         self.shared.with(|s| s.remove_group(group))
     }
 
-    /// Entries in `group`.
-    fn _group_len(&self, group: u32) -> usize {
-        self.shared.with(|s| s.group_len(group))
+    /// Live entries in `group` (expired ones are purged first).
+    fn _group_len(&self, py: Python<'_>, group: u32) -> PyResult<usize> {
+        let now = self.shared.now(py, false)?;
+        Ok(self.shared.with(|s| {
+            if s.uses_time() {
+                s.purge_expired(now);
+            }
+            s.group_len(group)
+        }))
     }
 
     /// Up to `n` stored objects, most valuable to the eviction policy first.

@@ -421,13 +421,19 @@ impl<V> Store<V> {
         self.free.push(i);
     }
 
-    /// Remove `key`. Returns whether an entry (live or expired) was there.
-    pub fn remove(&mut self, key: &[u8], hash: u64) -> bool {
+    /// Remove `key`. Returns whether a live entry was there (an expired one is removed
+    /// too, counted as an expiration, and reported as absent).
+    pub fn remove(&mut self, key: &[u8], hash: u64, now: u64) -> bool {
         match self.find(key, hash) {
             Some(i) => {
+                let live = !Self::is_expired(&self.slots[i as usize], now);
                 self.remove_slot(i, hash);
-                self.stats.removals += 1;
-                true
+                if live {
+                    self.stats.removals += 1;
+                } else {
+                    self.stats.expirations += 1;
+                }
+                live
             }
             None => false,
         }
@@ -612,8 +618,8 @@ mod tests {
             assert_eq!(get(&mut s, n, 0), Some(n));
         }
         let k = key(5);
-        assert!(s.remove(&k, fast_hash(&k)));
-        assert!(!s.remove(&k, fast_hash(&k)));
+        assert!(s.remove(&k, fast_hash(&k), 0));
+        assert!(!s.remove(&k, fast_hash(&k), 0));
         assert_eq!(get(&mut s, 5, 0), None);
         assert_eq!(s.stats().hits, 1000);
         assert_eq!(s.stats().misses, 1);
@@ -698,8 +704,15 @@ mod tests {
         assert_eq!(get(&mut s, 1, 9 * sec), Some(1));
         assert_eq!(s.purge_expired(10 * sec), 1);
         assert_eq!(get(&mut s, 3, 1000 * sec), Some(3));
+        let k4 = key(4);
+        s.insert(&k4, fast_hash(&k4), 4, 8, Ttl::After(sec), 0, 1000 * sec)
+            .expect("insert");
+        assert!(
+            !s.remove(&k4, fast_hash(&k4), 1001 * sec),
+            "an expired entry is not removable"
+        );
+        assert_eq!(s.stats().expirations, 3);
         assert_eq!(s.len(), 1);
-        assert_eq!(s.stats().expirations, 2);
         s.check_invariants().expect("invariants");
     }
 
