@@ -77,22 +77,32 @@ def bench_memoize(number: int) -> List[Dict[str, Any]]:
 
     # hits: each decorator wraps its own copy of the function; every call is a hit
     base_int = None
-    for case, call, warm in (
-        ("memoize hit f(int)", "f(5)", "f(5)"),
-        ("memoize hit f(str, tuple, kw=...)", "f('abc', (1, 2), kw=3)", "f('abc', (1, 2), kw=3)"),
+
+    def make(kind: str) -> Callable[..., int]:
+        """A fresh function per decorator, so no cache sees another's calls."""
+        if kind == "int":
+
+            def f_int(x: int) -> int:
+                return 1
+
+            return f_int
+
+        def f_mixed(s: str, t: tuple, kw: Any = None) -> int:
+            return 1
+
+        return f_mixed
+
+    for case, kind, call in (
+        ("memoize hit f(int)", "int", "f(5)"),
+        ("memoize hit f(str, tuple, kw=...)", "mixed", "f('abc', (1, 2), kw=3)"),
     ):
         results = {}
         for impl, deco in memoizers(None).items():
-
-            def fn(*a: Any, **k: Any) -> int:
-                return 1
-
-            f = deco(fn)
-            ns = {"f": f}
-            exec(warm, ns)
+            ns = {"f": deco(make(kind))}
+            exec(call, ns)  # warm: every timed call is a hit
             results[impl] = time_loop(call, ns, number)
         base = results["lru_cache"]
-        if case.endswith("f(int)"):
+        if kind == "int":
             base_int = base
         for impl, t in results.items():
             add(case, impl, t, base)
