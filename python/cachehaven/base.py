@@ -439,18 +439,7 @@ class BaseCache:
         """
         from .memoize import memoize as _memoize
 
-        opts = dict(
-            name=name,
-            exclude=exclude,
-            annotation=annotation,
-            ttl=ttl,
-            cache_if=cache_if,
-            version=version,
-            fail_open=fail_open,
-        )
-        if func is not None:
-            return _memoize(self, func, **opts)
-        return lambda f: _memoize(self, f, **opts)
+        return self._decorate(_memoize, func, locals())
 
     @overload
     def batch_memoize(self, func: Callable[P, R], /) -> MemoizedFunction[P, R]: ...
@@ -491,18 +480,18 @@ class BaseCache:
         """
         from .memoize import batch_memoize as _batch
 
-        opts = dict(
-            name=name,
-            exclude=exclude,
-            annotation=annotation,
-            ttl=ttl,
-            cache_if=cache_if,
-            version=version,
-            fail_open=fail_open,
-        )
+        return self._decorate(_batch, func, locals())
+
+    _OPTIONS = ("name", "exclude", "annotation", "ttl", "cache_if", "version", "fail_open")
+
+    def _decorate(
+        self, engine: Callable[..., Any], func: Optional[Callable[..., Any]], args: Dict[str, Any]
+    ) -> Any:
+        """Apply ``engine`` now (bare decorator) or return the decorator (called with options)."""
+        opts = {k: args[k] for k in self._OPTIONS}
         if func is not None:
-            return _batch(self, func, **opts)
-        return lambda f: _batch(self, f, **opts)
+            return engine(self, func, **opts)
+        return lambda f: engine(self, f, **opts)
 
     # hooks the memoize engines use; backends may specialise them
     def _recheck(self, call: Call) -> Any:

@@ -152,13 +152,7 @@ impl Binder {
                     .extra_kw
                     .iter()
                     .filter(|(k, _)| {
-                        let sub = ex.and_then(|e| {
-                            k.cast::<PyString>()
-                                .ok()?
-                                .to_str()
-                                .ok()
-                                .and_then(|s| e.child(s))
-                        });
+                        let sub = ex.and_then(|e| e.child_for(k));
                         !sub.map(|s| s.all).unwrap_or(false)
                     })
                     .collect();
@@ -167,13 +161,7 @@ impl Binder {
                 let mut bounds: SmallVec<[usize; 8]> = SmallVec::new();
                 for (k, v) in kept {
                     encode(k, buf, 1, None, notes)?;
-                    let sub = ex.and_then(|e| {
-                        k.cast::<PyString>()
-                            .ok()?
-                            .to_str()
-                            .ok()
-                            .and_then(|s| e.child(s))
-                    });
+                    let sub = ex.and_then(|e| e.child_for(k));
                     encode(v, buf, 1, sub, notes)?;
                     bounds.push(buf.len());
                 }
@@ -299,11 +287,7 @@ fn strip<'py>(value: &Bound<'py, PyAny>, ex: Option<&Exclude>) -> PyResult<Bound
     };
     let out = PyDict::new(value.py());
     for (k, v) in d.iter() {
-        let sub = k
-            .cast::<PyString>()
-            .ok()
-            .and_then(|s| s.to_str().ok().and_then(|s| ex.child(s)));
-        match sub {
+        match ex.child_for(&k) {
             Some(s) if s.all => {}
             sub => out.set_item(&k, strip(&v, sub)?)?,
         }

@@ -49,6 +49,11 @@ impl Exclude {
         self.children.get(key)
     }
 
+    /// The subtree for a dict key object (only str keys can be excluded).
+    pub fn child_for(&self, key: &Bound<'_, PyAny>) -> Option<&Exclude> {
+        self.child(key.cast::<PyString>().ok()?.to_str().ok()?)
+    }
+
     /// Whether nothing is excluded.
     pub fn is_empty(&self) -> bool {
         !self.all && self.children.is_empty()
@@ -354,10 +359,7 @@ fn encode_dict(
     let items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>, Option<&Exclude>)> = d
         .iter()
         .filter_map(|(k, v)| {
-            let sub = match (excl, k.cast::<PyString>()) {
-                (Some(ex), Ok(ks)) => ks.to_str().ok().and_then(|s| ex.child(s)),
-                _ => None,
-            };
+            let sub = excl.and_then(|ex| ex.child_for(&k));
             if sub.map(|s| s.all).unwrap_or(false) {
                 None
             } else {
@@ -403,6 +405,18 @@ fn u(obj: &Bound<'_, PyAny>, attr: &str) -> PyResult<i64> {
     obj.getattr(attr)?.extract()
 }
 
+/// hour, minute, second (u8 each), microsecond (u32), then the tz: shared by datetime and time.
+fn write_time_of_day(obj: &Bound<'_, PyAny>, buf: &mut KeyBuf) -> PyResult<()> {
+    buf.extend(&[
+        u(obj, "hour")? as u8,
+        u(obj, "minute")? as u8,
+        u(obj, "second")? as u8,
+    ]);
+    buf.extend(&(u(obj, "microsecond")? as u32).to_be_bytes());
+    write_tz(buf, tz_offset_micros(obj)?);
+    Ok(())
+}
+
 fn encode_rich(
     obj: &Bound<'_, PyAny>,
     buf: &mut KeyBuf,
@@ -445,11 +459,8 @@ fn encode_rich(
     if obj.is_instance_of::<PyDateTime>() {
         buf.extend(&[tag::DATETIME]);
         buf.extend(&(u(obj, "year")? as u16).to_be_bytes());
-        for a in ["month", "day", "hour", "minute", "second"] {
-            buf.extend(&[u(obj, a)? as u8]);
-        }
-        buf.extend(&(u(obj, "microsecond")? as u32).to_be_bytes());
-        write_tz(buf, tz_offset_micros(obj)?);
+        buf.extend(&[u(obj, "month")? as u8, u(obj, "day")? as u8]);
+        write_time_of_day(obj, buf)?;
         return Ok(());
     }
     if obj.is_instance_of::<PyDate>() {
@@ -460,11 +471,7 @@ fn encode_rich(
     }
     if obj.is_instance_of::<PyTime>() {
         buf.extend(&[tag::TIME]);
-        for a in ["hour", "minute", "second"] {
-            buf.extend(&[u(obj, a)? as u8]);
-        }
-        buf.extend(&(u(obj, "microsecond")? as u32).to_be_bytes());
-        write_tz(buf, tz_offset_micros(obj)?);
+        write_time_of_day(obj, buf)?;
         return Ok(());
     }
     if obj.is_instance_of::<PyDelta>() {

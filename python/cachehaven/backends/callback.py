@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
-from ..base import BaseCache, Call
+from ..base import Call
 from ..entry import MISSING, CacheEntry
+from .null import NoCache
 
 __all__ = ["CallbackCache"]
 
 logger = logging.getLogger("cachehaven")
 
 
-class CallbackCache(BaseCache):
+class CallbackCache(NoCache):
     """An event-driven cache that keeps no data.
 
     * ``callbacks``: each is called as ``callback(key: int, value: dict)`` on every set, in
@@ -26,8 +27,6 @@ class CallbackCache(BaseCache):
     A callback or feed that raises is logged (logger ``"cachehaven"``) and skipped; the
     others still run.
     """
-
-    maxsize = 0
 
     def __init__(
         self,
@@ -70,21 +69,6 @@ class CallbackCache(BaseCache):
                 cb(key, value)
             except Exception:
                 logger.exception("cachehaven: callback %r failed for key %s; skipped", cb, key)
-
-    def _delete(self, call: Call) -> bool:
-        return False
-
-    def _entries(self) -> Iterator[CacheEntry]:
-        return iter(())
-
-    def _wipe(self) -> None:
-        return None
-
-    def _size(self) -> int:
-        return 0
-
-    def _func_size(self, func: str) -> int:
-        return 0
 
     def __repr__(self) -> str:
         return f"CallbackCache(callbacks={len(self.callbacks)}, feeds={len(self.feeds)})"
