@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use smallvec::SmallVec;
 
-use super::encode::{encode, EncodeError, Exclude, Notes};
+use super::encode::{encode, encode_pairs, EncodeError, Exclude, Notes};
 use super::key::Key;
 use crate::key::{tag, KeyBuf};
 
@@ -147,27 +147,7 @@ impl Binder {
                 }
                 Ok(())
             }
-            VAR_KEYWORD => {
-                let kept: SmallVec<[&(Bound<'_, PyAny>, Bound<'_, PyAny>); 4]> = b
-                    .extra_kw
-                    .iter()
-                    .filter(|(k, _)| {
-                        let sub = ex.and_then(|e| e.child_for(k));
-                        !sub.map(|s| s.all).unwrap_or(false)
-                    })
-                    .collect();
-                buf.seq_header(tag::DICT, kept.len());
-                let start = buf.len();
-                let mut bounds: SmallVec<[usize; 8]> = SmallVec::new();
-                for (k, v) in kept {
-                    encode(k, buf, 1, None, notes)?;
-                    let sub = ex.and_then(|e| e.child_for(k));
-                    encode(v, buf, 1, sub, notes)?;
-                    bounds.push(buf.len());
-                }
-                buf.sort_members(start, &bounds);
-                Ok(())
-            }
+            VAR_KEYWORD => encode_pairs(b.extra_kw.iter().cloned(), buf, 0, ex, notes),
             _ => {
                 let v = b.slots[i].as_ref().expect("bound parameters are filled");
                 self.encode_value(i, v, buf, notes)

@@ -356,8 +356,19 @@ fn encode_dict(
     excl: Option<&Exclude>,
     notes: &mut Notes,
 ) -> Result<(), EncodeError> {
-    let items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>, Option<&Exclude>)> = d
-        .iter()
+    encode_pairs(d.iter(), buf, depth, excl, notes)
+}
+
+/// Encode `(key, value)` pairs as a dict: excluded keys dropped, entries sorted by their
+/// encoded bytes. Serves dict values and a call's `**kwargs` alike.
+pub fn encode_pairs<'py>(
+    pairs: impl Iterator<Item = (Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+    buf: &mut KeyBuf,
+    depth: usize,
+    excl: Option<&Exclude>,
+    notes: &mut Notes,
+) -> Result<(), EncodeError> {
+    let items: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>, Option<&Exclude>)> = pairs
         .filter_map(|(k, v)| {
             let sub = excl.and_then(|ex| ex.child_for(&k));
             if sub.map(|s| s.all).unwrap_or(false) {
