@@ -141,6 +141,9 @@ def decode(data: bytes) -> Any:
 def call_key(func: str, inputs: dict[str, Any], exclude: Optional[list[str]] = None) -> Key:
     """The canonical key of calling ``func`` with ``inputs``."""
 
+def strip_inputs(inputs: dict[str, Any], exclude: list[str]) -> dict[str, Any]:
+    """A copy of ``inputs`` without the excluded names / dotted paths."""
+
 def md5_int(data: bytes) -> int:
     """md5 of ``data`` as a 128-bit int."""
 

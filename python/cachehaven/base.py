@@ -37,7 +37,7 @@ from typing import (
 )
 
 from . import _core, keys
-from .entry import MISSING, CacheEntry
+from .entry import MISSING, CacheEntry, _strip
 
 __all__ = ["BaseCache", "CacheInfo", "Call", "MemoizedFunction"]
 
@@ -153,8 +153,6 @@ class BaseCache:
         else:
             inputs = kwargs
         name = self._identity(func)
-        from .entry import _strip
-
         stripped = _strip(inputs, self._exclude)
         key = _core.call_key(name, stripped)
         return Call(key, name, stripped, func, self.key_scheme)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Union
 
-from . import keys
+from . import _core, keys
 
 __all__ = ["MISSING", "CacheEntry"]
 
@@ -148,24 +148,8 @@ class CacheEntry:
 
 
 def _strip(inputs: Mapping[str, Any], exclude: Optional[Iterable[str]]) -> Dict[str, Any]:
-    """``inputs`` without the excluded names / dotted paths (nested dicts are copied)."""
-    out = dict(inputs)
-    if not exclude:
-        return out
+    """A copy of ``inputs`` without the excluded names / dotted paths (nested dicts are
+    copied), stripped exactly as memoized calls strip them."""
     if isinstance(exclude, str):
         exclude = [exclude]
-    for path in exclude:
-        parts = path.split(".")
-        _drop(out, parts)
-    return out
-
-
-def _drop(d: Dict[str, Any], parts: list[str]) -> None:
-    head, rest = parts[0], parts[1:]
-    if head not in d:
-        return
-    if not rest:
-        del d[head]
-    elif isinstance(d[head], dict):
-        d[head] = dict(d[head])
-        _drop(d[head], rest)
+    return _core.strip_inputs(dict(inputs), list(exclude or ()))

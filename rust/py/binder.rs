@@ -275,6 +275,25 @@ fn strip<'py>(value: &Bound<'py, PyAny>, ex: Option<&Exclude>) -> PyResult<Bound
     Ok(out.into_any())
 }
 
+/// `_core.strip_inputs(inputs, exclude)`: a copy of the `inputs` dict without the excluded
+/// names and dotted paths (nested dicts are copied, never changed in place). The same
+/// stripping memoized calls apply, for the manual API and `CacheEntry`.
+#[pyfunction]
+pub fn strip_inputs<'py>(
+    inputs: &Bound<'py, PyDict>,
+    exclude: Vec<String>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let tree = Exclude::from_paths(exclude.iter().map(|s| s.as_str()));
+    let out = PyDict::new(inputs.py());
+    for (k, v) in inputs.iter() {
+        match tree.child_for(&k) {
+            Some(s) if s.all => {}
+            sub => out.set_item(&k, strip(&v, sub)?)?,
+        }
+    }
+    Ok(out)
+}
+
 #[pymethods]
 impl Binder {
     /// `Binder(func_name, params, exclude=(), self_index=None, token_fn=None)`.

@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use super::binder::Binder;
+    use super::binder::{strip_inputs, Binder};
     #[pymodule_export]
     use super::decode::py_decode;
     #[pymodule_export]
