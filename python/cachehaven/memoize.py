@@ -129,26 +129,32 @@ class _Memo:
             return inputs
         return call.inputs
 
-    def store(self, call: Call, result: Any) -> None:
+    def _kept(self, call: Call, result: Any) -> Optional[Call]:
+        """The call to store ``result`` under (a method's ``self`` made a ``RawKey``), or None
+        when ``cache_if`` rejects the result."""
         if self.cache_if is not None and not self.cache_if(result):
-            return
+            return None
         if self.self_name is not None:
-            call = Call(call.key, call.func, self._record_inputs(call), call.target, call.scheme)
+            return Call(call.key, call.func, self._record_inputs(call), call.target, call.scheme)
+        return call
+
+    def store(self, call: Call, result: Any) -> None:
+        kept = self._kept(call, result)
+        if kept is None:
+            return
         if self.fail_open:
             self._guard(
-                "store", lambda: self.cache._put_result(call, result, self.metadata(), self.ttl), None
+                "store", lambda: self.cache._put_result(kept, result, self.metadata(), self.ttl), None
             )
         else:
-            self.cache._put_result(call, result, self.metadata(), self.ttl)
+            self.cache._put_result(kept, result, self.metadata(), self.ttl)
 
     def store_many(self, pairs: Sequence[tuple[Call, Any]]) -> None:
         items = []
         for call, result in pairs:
-            if self.cache_if is not None and not self.cache_if(result):
-                continue
-            entry = call.entry(result, ..., self.metadata())
-            entry.inputs = self._record_inputs(call)
-            items.append((call, entry))
+            kept = self._kept(call, result)
+            if kept is not None:
+                items.append((kept, kept.entry(result, ..., self.metadata())))
         if items:
             self._guard("store", lambda: self.cache._put_many(items, self.ttl), None)
 

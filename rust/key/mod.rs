@@ -50,12 +50,6 @@ impl KeyBuf {
         self.len > INLINE || !self.heap.is_empty()
     }
 
-    /// Clear the buffer.
-    pub fn clear(&mut self) {
-        self.len = 0;
-        self.heap.clear();
-    }
-
     /// The bytes written so far.
     #[inline]
     pub fn as_slice(&self) -> &[u8] {

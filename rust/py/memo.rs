@@ -155,15 +155,6 @@ impl Memoized {
         )
     }
 
-    /// Count a hit or miss that the Python side resolved (e.g. a single-flight wait).
-    fn _count(&self, hit: bool) {
-        if hit {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
     /// Reset the counters.
     fn _reset_counts(&self) {
         self.hits.store(0, Ordering::Relaxed);
