@@ -38,6 +38,9 @@ class Binder:
     @property
     def func_name(self) -> str:
         """The function identity calls are keyed under."""
+    @property
+    def self_name(self) -> Optional[str]:
+        """The method's ``self``/``cls`` parameter name, or None."""
     def key(self, *args: Any, **kwargs: Any) -> Optional[Key]:
         """The key of ``f(*args, **kwargs)``, or None if the call does not bind."""
     def inputs(self, args: tuple[Any, ...], kwargs: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:

@@ -80,9 +80,7 @@ class _Memo:
         self.cache_if = cache_if
         self.fail_open = bool(fail_open)
         self.binder = keys.make_binder(func, ident, exclude, cache._exclude)
-        sig = inspect.signature(func)
-        self.self_index = keys.self_param(func, sig)
-        self.self_name = next(iter(sig.parameters)) if self.self_index is not None else None
+        self.self_name: Optional[str] = self.binder.self_name  # a method's self/cls, if any
         self.hits = 0
         self.misses = 0
         # a weak reference: the native wrapper's __dict__ holds the helpers, which hold this
@@ -455,7 +453,7 @@ def batch_memoize(cache: BaseCache, func: Any, **opts: Any) -> Any:
     if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
         raise ConfigError("batch_memoize does not support generator functions")
     memo = _Memo(cache, func, **opts)
-    lead = 1 if memo.self_index is not None else 0  # a method's self comes before the batch
+    lead = 1 if memo.self_name is not None else 0  # a method's self comes before the batch
 
     def plan(args: tuple, kwargs: Dict[str, Any]) -> Optional[tuple[list, list, list, tuple]]:
         if len(args) <= lead:

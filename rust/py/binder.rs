@@ -398,6 +398,12 @@ impl Binder {
         })
     }
 
+    /// The name of the method's `self`/`cls` parameter, or None for a plain function.
+    #[getter]
+    fn self_name(&self) -> Option<&str> {
+        self.self_index.map(|i| self.params[i].name_str.as_str())
+    }
+
     /// The function identity this binder keys calls under.
     #[getter(func_name)]
     fn py_func_name(&self) -> &str {
