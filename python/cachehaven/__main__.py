@@ -49,7 +49,7 @@ def demo() -> None:
         return await asyncio.gather(*(fetch(21) for _ in range(5)))
 
     print(f"5 concurrent awaits of fetch(21) -> {asyncio.run(main())}, the function ran {len(runs)} time")
-    entry = next(e for e in cache if e.func.endswith("fetch"))
+    entry = next(e for e in cache if e.func == fetch.__cachehaven_name__)
     print(f"an entry: func={entry.func!r} inputs={entry.inputs} output={entry.output} key={entry.key}")
 
 
