@@ -375,3 +375,27 @@ def test_context_manager_returns_the_cache(cache):
     with cache as c:
         assert c is cache
         c.set("f", output=1, x=1)
+
+
+def test_get_many_and_set_many(cache):
+    cache.set_many("sq", [({"x": 1}, 1), ({"x": 2}, 4), ({"x": 3}, (9, "nine"))])
+    assert cache.get_many("sq", [{"x": 3}, {"x": 9}, {"x": 1}]) == [(9, "nine"), ..., 1]
+    assert cache.get("sq", x=2) == 4
+    assert cache.get_many("sq", []) == []
+
+
+def test_set_many_with_entries_and_ttl_argument(cache):
+    entries = [CacheEntry.from_args("h", output=i * 10, x=i) for i in range(5)]
+    cache.set_many(entries)
+    assert cache.get_many("h", [{"x": i} for i in range(5)]) == [0, 10, 20, 30, 40]
+    assert sorted(e.output for e in cache if e.func == "h") == [0, 10, 20, 30, 40]
+
+
+def test_set_many_rejects_malformed_items(cache):
+    with pytest.raises(TypeError, match="pairs"):
+        cache.set_many("sq", [{"x": 1}])
+    with pytest.raises(TypeError, match="needs items"):
+        cache.set_many("sq")
+    with pytest.raises(TypeError, match="CacheEntry"):
+        cache.set_many([{"x": 1}])
+    assert len(cache) == 0

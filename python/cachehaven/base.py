@@ -272,6 +272,44 @@ class BaseCache:
         call = self._call(func, None, kwargs)
         self._put(call, call.entry(output, expected, metadata), ttl)
 
+    def get_many(self, func: FuncLike, inputs: Iterable[Mapping[str, Any]], /) -> List[Any]:
+        """The cached values of ``func`` on each inputs dict, in order (``...`` for a miss).
+
+        One round trip on backends that support it (SQL ``IN``, Redis ``MGET``).
+        """
+        calls = [self._call(func, one, {}) for one in inputs]
+        return self._fetch_many(calls) if calls else []
+
+    def set_many(
+        self,
+        func: Union[FuncLike, Iterable[CacheEntry]],
+        items: Optional[Iterable[tuple[Mapping[str, Any], Any]]] = None,
+        /,
+        *,
+        ttl: Any = None,
+    ) -> None:
+        """Store many values at once: ``cache.set_many("f", [({"x": 1}, 1), ({"x": 2}, 4)])``
+        (pairs of inputs and output), or ``cache.set_many(entries)`` with CacheEntry objects.
+
+        One round trip on backends that support it (one SQL statement, one Redis pipeline).
+        """
+        pairs: List[tuple[Call, CacheEntry]] = []
+        if items is None:
+            if isinstance(func, (str, CacheEntry)) or callable(func):
+                raise TypeError("set_many(func, items) needs items: (inputs, output) pairs")
+            for entry in func:
+                if not isinstance(entry, CacheEntry):
+                    raise TypeError(f"set_many(entries) takes CacheEntry objects, not {type(entry).__name__}")
+                pairs.append((self._entry_call(entry), entry))
+        else:
+            for pair in items:
+                if not (isinstance(pair, tuple) and len(pair) == 2):
+                    raise TypeError("set_many items must be (inputs, output) pairs")
+                call = self._call(func, pair[0], {})  # type: ignore[arg-type]
+                pairs.append((call, call.entry(pair[1])))
+        if pairs:
+            self._put_many(pairs, ttl)
+
     def add(self, entry: CacheEntry) -> None:
         """Store a :class:`CacheEntry` as it is."""
         if not isinstance(entry, CacheEntry):

@@ -9,10 +9,12 @@ be keyed, ``ValueError`` for a bad option), so both ``except CachehavenError`` a
 from __future__ import annotations
 
 __all__ = [
+    "BackendError",
     "CachehavenError",
     "ConfigError",
     "KeyDepthError",
     "KeyTypeError",
+    "SerializationError",
 ]
 
 
@@ -35,3 +37,19 @@ class KeyDepthError(CachehavenError, ValueError):
 
 class ConfigError(CachehavenError, ValueError):
     """A cache or decorator option has an invalid value."""
+
+
+class SerializationError(CachehavenError, TypeError):
+    """A value cannot be stored by the cache's serializer (raised at ``set`` time, before
+    anything is written), or a stored payload cannot be read back.
+
+    The message names where the value sits (e.g. ``output['rows'][3]``) and its type.
+    """
+
+
+class BackendError(CachehavenError):
+    """The cache's storage failed: a dropped connection, a stopped server, an I/O error.
+
+    The message says which backend and operation failed; it never contains credentials.
+    ``memoize(fail_open=True)`` turns these into a computed call without the cache.
+    """
