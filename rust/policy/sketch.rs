@@ -1,7 +1,8 @@
 //! A 4-bit count-min sketch that estimates how often a key was seen recently.
 //!
-//! Sixteen 4-bit counters are packed per `u64`; each key maps to four counters in four
-//! different words. An estimate is the minimum of its four counters, so collisions can only
+//! Sixteen 4-bit counters are packed per `u64`. Each key picks one 64-byte block (eight
+//! words, one cache line) and four counters in four different words of it, so an update
+//! touches one cache line and needs one multiply to place all four counters. An estimate is the minimum of its four counters, so collisions can only
 //! over-estimate. Every `sample_size` increments all counters are halved, which ages old
 //! popularity out (the "reset" of TinyLFU), so the sketch follows shifting workloads.
 
@@ -14,18 +15,21 @@ pub struct Sketch {
     sample_size: u32,
 }
 
-const SEEDS: [u64; 2] = [0x97cb_3127_dc3c_4d8b, 0xbf58_476d_1ce4_e5b9];
+const SEED: u64 = 0x97cb_3127_dc3c_4d8b;
+
+/// Words per block (one 64-byte cache line).
+const BLOCK: usize = 8;
 
 impl Sketch {
     /// A sketch sized for a cache of about `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         // one 64-bit word (16 counters) per two entries of capacity, at least 8 words
         // a power of two, so that `mask` keeps every index in bounds (see `slots`)
-        let words = (capacity.max(16) / 2).next_power_of_two();
+        let words = (capacity.max(16) / 2).next_power_of_two().max(BLOCK);
         let sample = (capacity.max(16) as u64 * 10).min(u32::MAX as u64) as u32;
         Sketch {
             table: vec![0; words],
-            mask: words - 1,
+            mask: words / BLOCK - 1,
             additions: 0,
             sample_size: sample,
         }
@@ -36,16 +40,18 @@ impl Sketch {
         self.table.len()
     }
 
-    /// The four (word, bit shift) counter positions of `hash`: double hashing over the
-    /// table, with the nibble in each word taken from a different part of the hash.
+    /// The four (word, bit shift) counter positions of `hash`: a block from the high bits of
+    /// the mixed hash; within it, counter `i` lies in word `2i` or `2i + 1` (so the four are in
+    /// different words) at a nibble chosen by its own four bits.
     #[inline(always)]
     fn slots(&self, hash: u64) -> [(usize, u32); 4] {
-        let h1 = hash.wrapping_mul(SEEDS[0]);
-        let h2 = (hash.wrapping_mul(SEEDS[1]) >> 32) | 1;
+        let h = hash.wrapping_mul(SEED);
+        let block = ((h >> 40) as usize & self.mask) * BLOCK;
+        let bits = (h >> 8) as u32;
         let mut out = [(0usize, 0u32); 4];
         for (i, slot) in out.iter_mut().enumerate() {
-            let h = h1.wrapping_add((i as u64).wrapping_mul(h2));
-            *slot = ((h >> 32) as usize & self.mask, ((h >> 28) & 15) as u32 * 4);
+            let b = bits >> (i * 5);
+            *slot = (block + 2 * i + (b & 1) as usize, ((b >> 1) & 15) * 4);
         }
         out
     }
@@ -56,8 +62,9 @@ impl Sketch {
         let mut min = 15u64;
         for (w, shift) in self.slots(hash) {
             debug_assert!(w < self.table.len());
-            // SAFETY: `w` is masked with `self.mask == self.table.len() - 1` (the length is a
-            // power of two, fixed at construction), so it is always in bounds.
+            // SAFETY: `w = block + 2i + {0,1} <= block + 7`, and `block <= mask * BLOCK` with
+            // `mask == table.len() / BLOCK - 1` (the length is a power-of-two multiple of
+            // BLOCK, fixed at construction), so `w < table.len()` always.
             let word = unsafe { *self.table.get_unchecked(w) };
             min = min.min((word >> shift) & 15);
         }
@@ -70,7 +77,7 @@ impl Sketch {
         let mut added = 0u64;
         for (w, shift) in self.slots(hash) {
             debug_assert!(w < self.table.len());
-            // SAFETY: as in `frequency`: `w <= self.mask < self.table.len()`.
+            // SAFETY: as in `frequency`: `w < self.table.len()`.
             let word = unsafe { self.table.get_unchecked_mut(w) };
             let not_full = u64::from((*word >> shift) & 15 != 15);
             *word += not_full << shift;

@@ -35,6 +35,14 @@ pub fn is_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
+/// Count one event. Every caller holds the GIL (see `gilcell.rs`), which already orders
+/// the updates, so a plain load and store is exact and avoids a locked read-modify-write on
+/// the hit path.
+#[inline(always)]
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
 static PARTIAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Helpers that take the call's arguments, so a bound method must pass `self` to them.
@@ -83,12 +91,12 @@ impl Memoized {
             let record = record.into_bound(py);
             if let Ok(t) = record.cast::<PyTuple>() {
                 if let Ok(v) = t.get_borrowed_item(0) {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    bump(&self.hits);
                     return Ok(v.to_owned().unbind());
                 }
             }
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        bump(&self.misses);
         let key = Key::from_buf(&buf);
         let kw: Py<PyAny> = match kwargs {
             Some(k) => k.clone().into_any().unbind(),

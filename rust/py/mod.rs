@@ -5,6 +5,7 @@ pub mod binder;
 pub mod decode;
 pub mod encode;
 pub mod errors;
+pub mod gilcell;
 pub mod key;
 pub mod memo;
 pub mod store;

@@ -1,21 +1,22 @@
 //! `cachehaven.Store`: the Rust store as a thread-safe, dict-like Python object, plus the
 //! raw-key methods `InMemCache` builds on.
 //!
-//! Locking rules (see STYLE.md): the mutex is only ever held around pure-Rust store work.
-//! Python is never called with it held: the clock and the weigher run before locking, values
-//! are cloned (an incref, which runs no Python) under it, and values that leave the store are
-//! dropped (a decref, which can run `__del__`) only after it is released.
+//! Locking rules (see STYLE.md): the raw store sits in a `GilCell` (see `gilcell.rs`): the
+//! GIL serialises access, and the cell's borrow is only ever held around pure-Rust store
+//! work. Python is never called while it is held: the clock and the weigher run before
+//! borrowing, values are cloned (an incref, which runs no Python) under it, and values that
+//! leave the store are dropped (a decref, which can run `__del__`) only after it ends.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use parking_lot::Mutex;
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDelta, PyDict, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::encode::{encode, Notes};
+use super::gilcell::GilCell;
 use super::key::Key;
 use crate::hash::fast_hash;
 use crate::key::KeyBuf;
@@ -133,7 +134,7 @@ pub fn py_estimate_size(value: &Bound<'_, PyAny>) -> PyResult<u64> {
 
 /// The shared machinery: the locked raw store and the clock.
 pub struct Shared {
-    pub(crate) inner: Mutex<RawStore<Py<PyAny>>>,
+    pub(crate) inner: GilCell<RawStore<Py<PyAny>>>,
     uses_time: AtomicBool,
     clock: Option<Py<PyAny>>,
     epoch: Instant,
@@ -200,7 +201,7 @@ impl Shared {
     #[inline]
     pub fn get(&self, py: Python<'_>, key: &[u8], hash: u64) -> PyResult<Option<Py<PyAny>>> {
         let now = self.now(py, false)?;
-        let mut g = self.inner.lock();
+        let mut g = self.inner.borrow(py)?;
         let found = g.get(key, hash, now).map(|v| v.clone_ref(py));
         if g.has_graveyard() {
             // an expired entry was dropped: release it after unlocking
@@ -229,7 +230,7 @@ impl Shared {
         let now = self.now(py, ttl.is_some())?;
         let t = ttl.map(Ttl::After).unwrap_or(Ttl::Default);
         let (r, dead) = {
-            let mut g = self.inner.lock();
+            let mut g = self.inner.borrow(py)?;
             let r = g.insert(key, hash, value, weight, t, group, now);
             (r, g.take_graveyard())
         };
@@ -238,14 +239,18 @@ impl Shared {
     }
 
     /// Run `f` on the locked store, then drop whatever left it, after unlocking.
-    pub fn with<R>(&self, f: impl FnOnce(&mut RawStore<Py<PyAny>>) -> R) -> R {
+    pub fn with<R>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut RawStore<Py<PyAny>>) -> R,
+    ) -> PyResult<R> {
         let (r, dead) = {
-            let mut g = self.inner.lock();
+            let mut g = self.inner.borrow(py)?;
             let r = f(&mut g);
             (r, g.take_graveyard())
         };
         drop(dead);
-        r
+        Ok(r)
     }
 }
 
@@ -307,11 +312,11 @@ impl PyStore {
 
     fn snapshot(&self, py: Python<'_>) -> PyResult<Vec<(Vec<u8>, Py<PyAny>)>> {
         let now = self.shared.now(py, false)?;
-        Ok(self.shared.with(|s| {
+        self.shared.with(py, |s| {
             let mut out = Vec::with_capacity(s.len());
             s.for_each(now, |k, v, _| out.push((k.to_vec(), v.clone_ref(py))));
             out
-        }))
+        })
     }
 
     fn set_impl(
@@ -388,7 +393,7 @@ impl PyStore {
         };
         Ok(PyStore {
             shared: Shared {
-                inner: Mutex::new(RawStore::new(config)),
+                inner: GilCell::new(RawStore::new(config)),
                 uses_time: AtomicBool::new(ttl.is_some()),
                 clock,
                 epoch: Instant::now(),
@@ -446,8 +451,12 @@ impl PyStore {
         let mut buf = KeyBuf::new();
         self.encode_key(key, &mut buf)?;
         let hash = fast_hash(buf.as_slice());
-        let now = self.shared.now(key.py(), false)?;
-        if self.shared.with(|s| s.remove(buf.as_slice(), hash, now)) {
+        let py = key.py();
+        let now = self.shared.now(py, false)?;
+        if self
+            .shared
+            .with(py, |s| s.remove(buf.as_slice(), hash, now))?
+        {
             Ok(())
         } else {
             Err(PyKeyError::new_err(key.clone().unbind()))
@@ -472,7 +481,10 @@ impl PyStore {
         self.encode_key(key, &mut buf)?;
         let hash = fast_hash(buf.as_slice());
         let now = self.shared.now(py, false)?;
-        match self.shared.with(|s| s.take(buf.as_slice(), hash, now)) {
+        match self
+            .shared
+            .with(py, |s| s.take(buf.as_slice(), hash, now))?
+        {
             Some(v) => Ok(self.unwrap_value(py, v)),
             None if default.len() == 1 => Ok(default.get_item(0)?.unbind()),
             None => Err(PyKeyError::new_err(key.clone().unbind())),
@@ -484,19 +496,18 @@ impl PyStore {
         self.encode_key(key, &mut buf)?;
         let hash = fast_hash(buf.as_slice());
         let now = self.shared.now(py, false)?;
-        Ok(self
-            .shared
-            .with(|s| s.peek(buf.as_slice(), hash, now).is_some()))
+        self.shared
+            .with(py, |s| s.peek(buf.as_slice(), hash, now).is_some())
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
         let now = self.shared.now(py, false)?;
-        Ok(self.shared.with(|s| {
+        self.shared.with(py, |s| {
             if s.uses_time() {
                 s.purge_expired(now);
             }
             s.len()
-        }))
+        })
     }
 
     fn __iter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -535,15 +546,15 @@ impl PyStore {
     }
 
     /// Remove every entry (statistics are kept).
-    fn clear(&self) {
-        self.shared.with(|s| s.clear());
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        self.shared.with(py, |s| s.clear())
     }
 
     /// Counters and sizes: hits, misses, hit_rate, inserts, updates, evictions, expirations,
     /// removals, rejections, entries, bytes (total weight; 0 without max_bytes/weigher),
     /// max_entries, max_bytes, policy, memory (bytes the store's own structures use).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (st, len, weight, cfg, mem) = self.shared.with(|s| {
+        let (st, len, weight, cfg, mem) = self.shared.with(py, |s| {
             (
                 s.stats(),
                 s.len(),
@@ -551,7 +562,7 @@ impl PyStore {
                 *s.config(),
                 s.memory_bytes(),
             )
-        });
+        })?;
         let d = PyDict::new(py);
         let lookups = st.hits + st.misses;
         d.set_item("hits", st.hits)?;
@@ -581,23 +592,23 @@ impl PyStore {
 
     /// The configured limits, as `(max_entries, max_bytes, ttl_seconds, policy)`.
     #[getter]
-    fn max_entries(&self) -> Option<usize> {
-        self.shared.with(|s| s.config().max_entries)
+    fn max_entries(&self, py: Python<'_>) -> PyResult<Option<usize>> {
+        self.shared.with(py, |s| s.config().max_entries)
     }
 
     #[getter]
-    fn max_bytes(&self) -> Option<u64> {
-        self.shared.with(|s| s.config().max_bytes)
+    fn max_bytes(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        self.shared.with(py, |s| s.config().max_bytes)
     }
 
     #[getter]
-    fn policy(&self) -> &'static str {
-        self.shared.with(|s| s.config().policy.name())
+    fn policy(&self, py: Python<'_>) -> PyResult<&'static str> {
+        self.shared.with(py, |s| s.config().policy.name())
     }
 
-    fn __repr__(&self) -> String {
-        let (len, cfg) = self.shared.with(|s| (s.len(), *s.config()));
-        format!(
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let (len, cfg) = self.shared.with(py, |s| (s.len(), *s.config()))?;
+        Ok(format!(
             "Store(entries={len}, max_entries={}, max_bytes={}, policy={:?})",
             cfg.max_entries
                 .map(|n| n.to_string())
@@ -606,13 +617,13 @@ impl PyStore {
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "None".into()),
             cfg.policy.name()
-        )
+        ))
     }
 
     /// Check internal invariants (for tests); raises AssertionError describing a violation.
-    fn _check(&self) -> PyResult<()> {
+    fn _check(&self, py: Python<'_>) -> PyResult<()> {
         self.shared
-            .with(|s| s.check_invariants())
+            .with(py, |s| s.check_invariants())?
             .map_err(pyo3::exceptions::PyAssertionError::new_err)
     }
 
@@ -628,9 +639,9 @@ impl PyStore {
     fn _peek_raw(&self, py: Python<'_>, key: &Bound<'_, Key>) -> PyResult<Option<Py<PyAny>>> {
         let k = key.get();
         let now = self.shared.now(py, false)?;
-        Ok(self
-            .shared
-            .with(|s| s.peek(&k.bytes, k.hash, now).map(|v| v.clone_ref(py))))
+        self.shared.with(py, |s| {
+            s.peek(&k.bytes, k.hash, now).map(|v| v.clone_ref(py))
+        })
     }
 
     /// Store `record` under `key` in `group`; `ttl` in seconds/timedelta or None for the
@@ -668,7 +679,7 @@ impl PyStore {
     fn _remove_raw(&self, py: Python<'_>, key: &Bound<'_, Key>) -> PyResult<bool> {
         let k = key.get();
         let now = self.shared.now(py, false)?;
-        Ok(self.shared.with(|s| s.remove(&k.bytes, k.hash, now)))
+        self.shared.with(py, |s| s.remove(&k.bytes, k.hash, now))
     }
 
     /// Every live stored object (a snapshot), as a list.
@@ -678,36 +689,37 @@ impl PyStore {
     }
 
     /// Remove every entry of `group`; returns how many.
-    fn _remove_group(&self, group: u32) -> usize {
-        self.shared.with(|s| s.remove_group(group))
+    fn _remove_group(&self, py: Python<'_>, group: u32) -> PyResult<usize> {
+        self.shared.with(py, |s| s.remove_group(group))
     }
 
     /// Live entries in `group` (expired ones are purged first).
     fn _group_len(&self, py: Python<'_>, group: u32) -> PyResult<usize> {
         let now = self.shared.now(py, false)?;
-        Ok(self.shared.with(|s| {
+        self.shared.with(py, |s| {
             if s.uses_time() {
                 s.purge_expired(now);
             }
             s.group_len(group)
-        }))
+        })
     }
 
     /// Up to `n` stored objects, most valuable to the eviction policy first.
     fn _hottest<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyList>> {
         let now = self.shared.now(py, false)?;
-        let out = self.shared.with(|s| {
+        let out = self.shared.with(py, |s| {
             let mut out = Vec::new();
             s.for_each_hot(n, now, |_, v| out.push(v.clone_ref(py)));
             out
-        });
+        })?;
         PyList::new(py, out)
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // GC runs with the GIL held and we never hold the lock while Python runs, so the lock
-        // is free here; try_lock keeps this safe even if that ever changed.
-        if let Some(g) = self.shared.inner.try_lock() {
+        // GC runs with the GIL held and no Python runs while the store is borrowed, so it is
+        // free here; if it ever were not, the entries are skipped rather than touched.
+        // SAFETY: CPython calls tp_traverse only from the garbage collector, with the GIL held.
+        if let Some(g) = unsafe { self.shared.inner.try_borrow_in_gc() } {
             let mut result = Ok(());
             g.for_each(0, |_, v, _| {
                 if result.is_ok() {
@@ -726,6 +738,10 @@ impl PyStore {
     }
 
     fn __clear__(&self) {
-        self.shared.with(|s| s.clear());
+        // tp_clear runs with the GIL held; a failed borrow (impossible, see gilcell.rs) would
+        // only leave the entries for the store's own drop.
+        Python::attach(|py| {
+            let _ = self.shared.with(py, |s| s.clear());
+        });
     }
 }
