@@ -864,6 +864,35 @@ def test_method_helpers_bind_self(cache):
     assert m.calls == 3
 
 
+async def test_async_and_generator_method_helpers_bind_self(cache):
+    class Model:
+        def __init__(self, k):
+            self.k = k
+
+        def __cache_key__(self):
+            return self.k
+
+        @cache.memoize
+        async def fetch(self, x):
+            return (self.k, x)
+
+        @cache.memoize
+        def items(self, n):
+            yield from range(self.k, self.k + n)
+
+    m = Model(10)
+    assert asyncio.iscoroutinefunction(Model.fetch)
+    assert await m.fetch(1) == (10, 1)
+    assert m.fetch.cache_get(1) == (10, 1)
+    m.fetch.cache_set("preset", 2)
+    assert await m.fetch(2) == "preset"
+    assert m.fetch.cache_invalidate(2) is True
+    assert await m.fetch(2) == (10, 2)
+    assert list(m.items(2)) == [10, 11]
+    assert m.items.cache_get(2) == [10, 11]
+    assert Model(11).items.cache_get(2) is ...  # another instance's key
+
+
 def test_classmethod_and_staticmethod_in_both_orders(cache):
     calls = []
 

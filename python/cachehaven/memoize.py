@@ -16,6 +16,7 @@ import datetime
 import functools
 import inspect
 import logging
+import types
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
@@ -320,7 +321,85 @@ def memoize(cache: BaseCache, func: Any, **opts: Any) -> Any:
     functools.update_wrapper(wrapper, func)
     _attach(wrapper, memo)
     wrapper.refresh = _refresher(memo)
+    if memo.self_name is not None and not isinstance(wrapper, _core.Memoized):
+        # a method on a Python engine: bound access must bind the helpers too, as the native
+        # ``Memoized.__get__`` does (``m.predict.cache_get(2)``)
+        wrapper = _MethodMemo(wrapper)
     return descriptor(wrapper) if descriptor is not None else wrapper
+
+
+#: helpers that take the call's arguments, so a bound method passes its instance to them
+_SELF_HELPERS = frozenset({"cache_key", "cache_get", "cache_invalidate", "refresh"})
+
+
+class _MethodMemo:
+    """A memoized method on a Python engine (async, generator, or a non-native backend).
+
+    Calls go straight to the wrapper; access through an instance gives a
+    :class:`_BoundMethodMemo`, whose per-call helpers receive the instance as ``self``.
+    """
+
+    def __init__(self, wrapper: Callable[..., Any]) -> None:
+        self._wrapper = wrapper
+        functools.update_wrapper(self, wrapper)  # type: ignore[arg-type]
+        self.__dict__.update({k: v for k, v in wrapper.__dict__.items() if k != "__wrapped__"})
+        if inspect.iscoroutinefunction(wrapper):
+            _mark_coroutine(self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._wrapper(*args, **kwargs)
+
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> Any:
+        return self if obj is None else _BoundMethodMemo(self, obj)
+
+    def __repr__(self) -> str:
+        return f"<memoized method {self.__qualname__}>"
+
+
+class _BoundMethodMemo:
+    """A :class:`_MethodMemo` bound to an instance (helpers get the instance too)."""
+
+    __slots__ = ("__func__", "__self__")
+
+    def __init__(self, method: _MethodMemo, obj: Any) -> None:
+        self.__func__ = method
+        self.__self__ = obj
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__func__._wrapper(self.__self__, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.__func__, name)
+        if name in _SELF_HELPERS:
+            return functools.partial(attr, self.__self__)
+        if name == "cache_set":
+            return _bind_cache_set(attr, self.__self__)
+        if name == "__wrapped__":
+            return types.MethodType(attr, self.__self__)
+        return attr
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _BoundMethodMemo)
+            and other.__func__ is self.__func__
+            and other.__self__ is self.__self__
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self.__func__), id(self.__self__)))
+
+    def __repr__(self) -> str:
+        return f"<bound memoized method {self.__func__.__qualname__} of {self.__self__!r}>"
+
+
+def _mark_coroutine(obj: Any) -> None:
+    """Make ``inspect.iscoroutinefunction`` (3.12+) and ``asyncio.iscoroutinefunction`` see an
+    async memoized method as one."""
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        mark(obj)
+    else:  # Python 3.10/3.11: asyncio's marker
+        obj._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
 
 
 def _refresher(memo: _Memo) -> Callable[..., Any]:
