@@ -14,6 +14,7 @@ import pytest
 
 import cachehaven
 from cachehaven import BaseCache, InMemCache
+from servers import mysql_server, mysql_url, postgres_server, postgres_url, redis_server, redis_url  # noqa: F401
 
 #: Factories of every backend that stores what it is given.
 STORING_BACKENDS: List[Callable[[], BaseCache]] = [
