@@ -1,0 +1,967 @@
+"""``DatabaseCache``: entries in one SQL table (SQLite, PostgreSQL, MySQL/MariaDB), via SQLAlchemy Core.
+
+One row per entry: ``key`` (the 32-hex digest of the call, primary key), ``func`` (the
+function identity, indexed, for per-function size and clear), ``record`` (the serialized
+record, see :mod:`cachehaven.serialize`) and ``expires_at`` (unix seconds or NULL, indexed).
+A memoized hit is one SELECT by primary key; a store is one upsert statement.
+
+With ``key_scheme="ahvn"`` and no ``table=``, the cache reads and writes AgentHeaven 0.9.2's
+``cache_orm`` table (``id``, ``content`` JSON), so a cache written by AgentHeaven can be read
+and iterated, and AgentHeaven can read what this cache writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+import warnings
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type, Union
+
+from .. import _ahvn
+from ..base import BaseCache, Call
+from ..entry import MISSING, CacheEntry
+from ..errors import BackendError, ConfigError
+from ..memoize import check_ttl
+from ..serialize import Record, Serializer, dump_record, load_record, record_from_jsonable, resolve_serializer
+
+try:  # SQLAlchemy is an optional dependency: the error is raised when a DatabaseCache is made
+    import sqlalchemy as sa
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.dialects import mysql as sa_mysql
+    from sqlalchemy.dialects import postgresql as sa_pg
+    from sqlalchemy.dialects import sqlite as sa_sqlite
+    from sqlalchemy.pool import QueuePool, StaticPool
+except ImportError:  # pragma: no cover - exercised only without sqlalchemy installed
+    sa = None  # type: ignore[assignment]
+
+__all__ = ["DatabaseCache"]
+
+logger = logging.getLogger("cachehaven")
+
+#: Provider spellings accepted, mapped to the canonical name.
+PROVIDERS: Dict[str, str] = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "pg": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mariadb",
+}
+#: The driver each server provider uses: (module, pip requirement, cachehaven extra).
+_DRIVERS: Dict[str, Tuple[str, str, str]] = {
+    "postgresql": ("psycopg", "psycopg[binary]", "postgres"),
+    "mysql": ("pymysql", "pymysql", "mysql"),
+    "mariadb": ("pymysql", "pymysql", "mysql"),
+}
+_DRIVERNAMES = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+_DEFAULT_TABLE = "cachehaven"
+_AHVN_TABLE = "cache_orm"  # AgentHeaven 0.9.2's DatabaseCache table
+_FUNC_LEN = 255  # longer identities are stored as a prefix plus a hash (MySQL indexes need a bound)
+_CHUNK = 500  # keys per ``IN (...)`` in _fetch_many (SQLite's old limit is 999 parameters)
+_PAGE = 500  # rows per page when iterating
+_CLEANUP_EVERY = 60.0  # seconds between DELETEs of expired rows (triggered by writes)
+_BUSY_TIMEOUT = 30.0  # seconds SQLite waits for another writer's lock
+#: MySQL tables: transactional, and UTF-8 whatever the server's default charset
+_MYSQL_TABLE: Dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+_PING_AFTER = 1.0  # a pooled server connection idle this long is pinged before use
+
+
+def _canonical_provider(provider: str) -> str:
+    if not isinstance(provider, str) or provider.lower() not in PROVIDERS:
+        valid = ", ".join(repr(p) for p in PROVIDERS)
+        raise ConfigError(f"provider must be one of {valid}; got {provider!r}")
+    return PROVIDERS[provider.lower()]
+
+
+def _func_column(func: str) -> str:
+    """The value stored in the ``func`` column: the identity, or a bounded stand-in for long ones."""
+    if len(func) <= _FUNC_LEN:
+        return func
+    return f"{func[:200]}~{hashlib.sha256(func.encode('utf-8', 'surrogatepass')).hexdigest()[:40]}"
+
+
+class _NoLock:
+    """A lock that does nothing (server databases and SQLite files serialize themselves)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+class DatabaseCache(BaseCache):
+    """Cache entries in a SQL table: SQLite (a file or ``:memory:``), PostgreSQL or MySQL/MariaDB.
+
+    ``DatabaseCache(provider="sqlite", database=None, exclude=None, *, host=None, port=None,
+    username=None, password=None, url=None, table=None, ttl=None, key_scheme="blake3",
+    serializer=None, secret=None, pool_size=5, engine_options=None)``
+
+    * ``provider``: ``"sqlite"`` (the default), ``"postgresql"`` (also ``"pg"``,
+      ``"postgres"``; driver psycopg 3, ``pip install cachehaven[postgres]``) or ``"mysql"``
+      (also ``"mariadb"``; driver PyMySQL, ``pip install cachehaven[mysql]``).
+    * The connection: ``database`` (for SQLite a file path, or ``None``/``":memory:"`` for a
+      database private to this cache object), ``host``, ``port``, ``username``,
+      ``password``; or a full SQLAlchemy ``url=`` instead of those (the provider is then
+      taken from the URL).
+    * ``table``: the table's name (created if missing; several caches with different tables
+      share one database without seeing each other's rows). Default ``"cachehaven"``, or
+      AgentHeaven's ``"cache_orm"`` with ``key_scheme="ahvn"``.
+    * ``ttl``: default time-to-live (seconds or timedelta) for entries stored without one.
+    * ``serializer``: ``"json"`` (the default, safe), ``"pickle"`` (HMAC-signed with
+      ``secret`` or ``$CACHEHAVEN_PICKLE_SECRET``) or a :class:`~cachehaven.serialize.Serializer`.
+    * ``pool_size``: connections kept per process (PostgreSQL, MySQL, SQLite files).
+    * ``engine_options``: extra keyword arguments for ``sqlalchemy.create_engine``, which
+      override the defaults below (``connect_args`` is merged key by key; the isolation
+      level, pool class and pool reset are managed here and cannot be set).
+
+    AgentHeaven: with ``key_scheme="ahvn"`` and no ``table=``, the cache uses AgentHeaven
+    0.9.2's ``cache_orm`` table (``id``: the md5 key as 40 decimal digits, ``content``: the
+    entry as AgentHeaven's tagged JSON; JSONB on PostgreSQL), so a table AgentHeaven wrote is
+    read and iterated, and AgentHeaven reads what this cache writes. Values AgentHeaven's
+    format would not give back as they were (bytes, frozensets, aware datetimes, non-str
+    dict keys...) raise SerializationError there; pass ``table=`` for cachehaven's own layout,
+    which stores anything the serializer does. The first entry stored with a TTL adds a
+    nullable ``expires_at`` column to an AgentHeaven table (AgentHeaven ignores it).
+
+    Defaults: PostgreSQL and MySQL use a connection pool of autocommit connections; a pooled
+    connection idle for over a second is pinged before use, and a lost connection
+    invalidates the pool, so a restarted server is picked up by the same cache object
+    (``engine_options={"pool_pre_ping": True}`` pings before every use instead); SQLite files
+    use WAL mode and a busy timeout, so several processes can share one file; an in-memory
+    SQLite database is one connection shared by all threads under a lock. Thread-safe.
+
+    Failures of the database raise :class:`~cachehaven.errors.BackendError`, naming the
+    operation and the provider; credentials never appear in errors, logs or ``repr``.
+    """
+
+    def __init__(
+        self,
+        provider: Optional[str] = None,
+        database: Optional[Union[str, os.PathLike[str]]] = None,
+        exclude: Optional[Iterable[str]] = None,
+        *,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        url: Any = None,
+        table: Optional[str] = None,
+        ttl: Any = None,
+        key_scheme: str = "blake3",
+        serializer: Any = None,
+        secret: Optional[bytes | str] = None,
+        pool_size: int = 5,
+        engine_options: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        super().__init__(exclude, key_scheme=key_scheme)
+        if sa is None:
+            raise ConfigError(
+                "DatabaseCache needs SQLAlchemy 2: pip install 'sqlalchemy>=2' "
+                "(or pip install 'cachehaven[sql]')"
+            )
+        if table is not None and (not isinstance(table, str) or not _IDENTIFIER.fullmatch(table)):
+            raise ConfigError(
+                f"table must be an identifier (a letter or _, then letters, digits or _; at most 48 "
+                f"characters); got {table!r}"
+            )
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise ConfigError(f"pool_size must be a positive int; got {pool_size!r}")
+        if engine_options is not None and not isinstance(engine_options, dict):
+            raise ConfigError(f"engine_options must be a dict, not {type(engine_options).__name__}")
+        self._ttl = check_ttl(ttl)
+        self._secrets: List[str] = []
+        self._closed = False
+        self._next_cleanup = 0.0
+        self._json_content = False
+        self._schema_lock = threading.Lock()
+
+        sa_url = self._make_url(provider, database, host, port, username, password, url)
+        self._url = sa_url
+        self._safe_url = sa_url.render_as_string(hide_password=True)
+        self._memory = self.provider == "sqlite" and (sa_url.database or ":memory:") == ":memory:"
+        self._lock: Any = threading.RLock() if self._memory else _NoLock()
+        self._engine = self._create_engine(sa_url, pool_size, dict(engine_options or {}))
+        dbapi = getattr(self._engine.dialect, "loaded_dbapi", None) or self._engine.dialect.dbapi
+        #: what a failing database raises: SQLAlchemy's errors, the driver's, and socket errors
+        self._failures: Tuple[Type[BaseException], ...] = (sa_exc.SQLAlchemyError, OSError, dbapi.Error)
+
+        try:
+            self._setup_table(table, serializer, secret)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # ------------------------------------------------------------------ configuration
+    def _make_url(
+        self,
+        provider: Optional[str],
+        database: Any,
+        host: Optional[str],
+        port: Optional[int],
+        username: Optional[str],
+        password: Optional[str],
+        url: Any,
+    ) -> Any:
+        parts = {"database": database, "host": host, "port": port, "username": username, "password": password}
+        if password:
+            self._add_secret(str(password))
+        if url is not None:
+            given = [name for name, value in parts.items() if value is not None]
+            if given:
+                raise ConfigError(
+                    f"pass either url= or the connection parts, not both (got url= and {', '.join(given)}=)"
+                )
+            if isinstance(url, sa.engine.URL):
+                parsed = url
+            elif isinstance(url, str):
+                try:
+                    parsed = sa.engine.make_url(url)
+                except Exception:
+                    raise ConfigError(
+                        "url is not a valid database URL (expected e.g. "
+                        "'postgresql://user:password@host:5432/dbname')"
+                    ) from None
+            else:
+                raise ConfigError(f"url must be a str or sqlalchemy URL, not {type(url).__name__}")
+            if parsed.password:
+                self._add_secret(str(parsed.password))
+            backend = parsed.get_backend_name()
+            from_url = PROVIDERS.get(backend, backend)
+            if from_url not in _DRIVERNAMES and from_url != "sqlite":
+                valid = ", ".join(repr(p) for p in PROVIDERS)
+                raise ConfigError(f"url names the database {backend!r}; supported providers are {valid}")
+            chosen = None if provider is None else _canonical_provider(provider)
+            if chosen not in (None, from_url) and {chosen, from_url} != {"mysql", "mariadb"}:
+                raise ConfigError(f"provider={provider!r} does not match the url's database {backend!r}")
+            self.provider = from_url
+            if from_url != "sqlite" and "+" not in parsed.drivername:
+                parsed = parsed.set(drivername=_DRIVERNAMES[from_url])
+            return parsed
+        self.provider = _canonical_provider(provider if provider is not None else "sqlite")
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+            raise ConfigError(f"port must be an int between 1 and 65535; got {port!r}")
+        if self.provider == "sqlite":
+            extra = [name for name in ("host", "port", "username", "password") if parts[name] is not None]
+            if extra:
+                raise ConfigError(
+                    f"the sqlite provider takes only database= (a path), not {', '.join(extra)}="
+                )
+            if database is None or database == ":memory:":
+                return sa.engine.URL.create("sqlite")
+            if not isinstance(database, (str, os.PathLike)):
+                raise ConfigError(f"database must be a file path for sqlite, not {type(database).__name__}")
+            path = os.path.expanduser(os.fspath(database))
+            parent = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as e:
+                raise BackendError(
+                    f"DatabaseCache(sqlite): cannot create the directory {parent!r}: {e}"
+                ) from e
+            return sa.engine.URL.create("sqlite", database=path)
+        for name in ("database", "host", "username"):
+            if parts[name] is not None and not isinstance(parts[name], str):
+                raise ConfigError(f"{name} must be a str, not {type(parts[name]).__name__}")
+        return sa.engine.URL.create(
+            _DRIVERNAMES[self.provider],
+            username=username,
+            password=password,
+            host=host or "localhost",
+            port=port,
+            database=database,
+        )
+
+    def _add_secret(self, secret: str) -> None:
+        from urllib.parse import quote, quote_plus
+
+        for form in (secret, quote(secret, safe=""), quote_plus(secret)):
+            if form and form not in self._secrets:
+                self._secrets.append(form)
+        self._secrets.sort(key=len, reverse=True)
+
+    def _create_engine(self, url: Any, pool_size: int, options: Dict[str, Any]) -> Any:
+        connect_args: Dict[str, Any] = {}
+        kwargs: Dict[str, Any] = {}
+        if self.provider == "sqlite":
+            connect_args["check_same_thread"] = False
+            if self._memory:
+                kwargs["poolclass"] = StaticPool
+            else:
+                connect_args["timeout"] = _BUSY_TIMEOUT
+                kwargs.update(poolclass=QueuePool, pool_size=pool_size, max_overflow=max(10, pool_size))
+        else:
+            connect_args["connect_timeout"] = 10
+            kwargs.update(
+                poolclass=QueuePool,
+                pool_size=pool_size,
+                max_overflow=max(10, pool_size),
+                pool_pre_ping=False,  # replaced by _IdlePing unless engine_options asks for it
+                # every statement commits by itself; multi-statement work uses BEGIN/COMMIT,
+                # so returning a connection to the pool needs no ROLLBACK round trip
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,
+            )
+        managed = sorted({"isolation_level", "pool_reset_on_return", "poolclass"} & set(options))
+        if managed:
+            raise ConfigError(
+                f"engine_options may not set {', '.join(managed)}: DatabaseCache manages its own "
+                "transactions and pooling"
+            )
+        connect_args.update(options.pop("connect_args", None) or {})
+        kwargs.update(options)
+        kwargs["connect_args"] = connect_args
+        try:
+            engine = sa.create_engine(url, **kwargs)
+        except ImportError as e:
+            raise ConfigError(self._missing_driver(e)) from None
+        except sa_exc.NoSuchModuleError:
+            raise ConfigError(
+                f"SQLAlchemy has no dialect or driver for {url.drivername!r}; "
+                f"supported: sqlite, postgresql+psycopg, mysql+pymysql"
+            ) from None
+        except (TypeError, sa_exc.ArgumentError) as e:
+            raise ConfigError(
+                f"engine_options are not valid for this engine: {self._scrub(str(e))}"
+            ) from None
+        if self.provider == "sqlite" and not self._memory:
+            sa.event.listen(engine, "connect", _sqlite_file_pragmas)
+        elif self.provider != "sqlite" and not kwargs.get("pool_pre_ping"):
+            _IdlePing(engine).install()
+        return engine
+
+    def _missing_driver(self, e: ImportError) -> str:
+        module, pip_name, extra = _DRIVERS.get(
+            self.provider, ("sqlite3", "a Python built with sqlite3", "sql")
+        )
+        return (
+            f"the {self.provider} provider needs the {module} driver, which is not installed "
+            f"({e.name or e}): pip install '{pip_name}' (or pip install 'cachehaven[{extra}]')"
+        )
+
+    # ------------------------------------------------------------------ the table
+    def _setup_table(self, table: Optional[str], serializer: Any, secret: Any) -> None:
+        """Find or create the table, decide its layout, and build every statement once."""
+        name = table or (_AHVN_TABLE if self.key_scheme == "ahvn" else _DEFAULT_TABLE)
+        self.table = name
+        # options are checked before the database is touched
+        resolved = resolve_serializer(serializer, secret=secret)
+        if serializer is not None and self.key_scheme == "ahvn" and table is None:
+            raise ConfigError(
+                "serializer= does not apply to AgentHeaven's table layout, which stores JSON as "
+                "AgentHeaven does; omit it or pass table= to use cachehaven's layout"
+            )
+        columns = self._existing_columns(name)
+        if columns is None:
+            ahvn = self.key_scheme == "ahvn" and table is None
+            self._ahvn = ahvn
+            self._has_expiry = True
+            self._json_content = self.provider == "postgresql"
+            self._table = _ahvn_table(name, True) if ahvn else _cachehaven_table(name)
+            self._run("create the table", lambda conn: self._create(conn))
+        elif {"key", "func", "record", "expires_at"} <= set(columns):
+            self._ahvn = False
+            self._has_expiry = True
+            self._table = _cachehaven_table(name)
+        elif {"id", "content"} <= set(columns):
+            self._ahvn = True
+            self._has_expiry = "expires_at" in columns
+            content_type = columns["content"]
+            self._json_content = isinstance(content_type, sa.types.JSON)
+            self._table = _ahvn_table(name, self._has_expiry, json_content=self._json_content)
+        else:
+            raise ConfigError(
+                f"table {name!r} exists with columns {sorted(columns)}, which is neither cachehaven's "
+                f"layout (key, func, record, expires_at) nor AgentHeaven's (id, content); "
+                f"choose another table="
+            )
+        if self._ahvn:
+            if self.key_scheme != "ahvn":
+                raise ConfigError(
+                    f"table {name!r} has AgentHeaven's layout, whose keys are AgentHeaven's md5 digests; "
+                    f"open it with key_scheme='ahvn'"
+                )
+            if serializer is not None:
+                raise ConfigError(
+                    f"serializer= does not apply to table {name!r}, which has AgentHeaven's layout "
+                    "and stores JSON as AgentHeaven does"
+                )
+            self._serializer: Optional[Serializer] = None
+        else:
+            self._serializer = resolved
+        self._build_statements()
+
+    def _existing_columns(self, name: str) -> Optional[Dict[str, Any]]:
+        def inspect(conn: Any) -> Optional[Dict[str, Any]]:
+            insp = sa.inspect(conn)
+            if not insp.has_table(name):
+                return None
+            return {c["name"].lower(): c["type"] for c in insp.get_columns(name)}
+
+        return self._run("inspect the table", inspect)
+
+    def _create(self, conn: Any) -> None:
+        try:
+            self._table.metadata.create_all(conn, checkfirst=True)
+        except sa_exc.SQLAlchemyError:
+            # another process may have created it at the same moment
+            if not sa.inspect(conn).has_table(self.table):
+                raise
+        if self.provider == "sqlite":
+            conn.commit()
+
+    def _build_statements(self) -> None:
+        t = self._table
+        if self._ahvn:
+            self._keycol, self._payload = t.c.id, t.c.content
+        else:
+            self._keycol, self._payload = t.c.key, t.c.record
+        keycol, payload = self._keycol, self._payload
+        now: Any = sa.bindparam("now", type_=sa.Double())
+        live = sa.or_(t.c.expires_at.is_(None), t.c.expires_at > now) if self._has_expiry else sa.true()
+        self._live = live
+        self._sel_one = sa.select(payload).where(keycol == sa.bindparam("k"), live)
+        self._sel_many = sa.select(keycol, payload).where(
+            keycol.in_(sa.bindparam("keys", expanding=True)), live
+        )
+        expiry = [t.c.expires_at] if self._has_expiry else []
+        self._sel_row = sa.select(payload, *expiry).where(keycol == sa.bindparam("k"))
+        self._del_one = sa.delete(t).where(keycol == sa.bindparam("k"))
+        self._page = (
+            sa.select(keycol, payload)
+            .where(live, keycol > sa.bindparam("after"))
+            .order_by(keycol)
+            .limit(_PAGE)
+        )
+        self._count = sa.select(sa.func.count()).select_from(t).where(live)
+        self._wipe_stmt = sa.delete(t)
+        if self._has_expiry:
+            self._cleanup = sa.delete(t).where(t.c.expires_at.is_not(None), t.c.expires_at <= now)
+        if not self._ahvn:
+            f: Any = sa.bindparam("f")
+            self._count_func = sa.select(sa.func.count()).select_from(t).where(t.c.func == f, live)
+            self._del_func_live = sa.delete(t).where(t.c.func == f, live)
+            self._del_func = sa.delete(t).where(t.c.func == f)
+        self._upsert = self._upsert_statement()
+        # the two hottest statements run on the raw DBAPI connection, compiled once
+        self._raw_get = _RawStatement(self._sel_one, self._engine.dialect)
+        self._raw_put = (
+            None if self._json_content and self._ahvn else _RawStatement(self._upsert, self._engine.dialect)
+        )
+        self._raw_cleanup = _RawStatement(self._cleanup, self._engine.dialect) if self._has_expiry else None
+
+    def _upsert_statement(self) -> Any:
+        t = self._table
+        keycol = self._keycol
+        others = [c for c in t.columns if c is not keycol]
+        if self.provider in ("mysql", "mariadb"):
+            my_ins = sa_mysql.insert(t)
+            return my_ins.on_duplicate_key_update({c.name: my_ins.inserted[c.name] for c in others})
+        if self.provider == "postgresql":
+            pg_ins = sa_pg.insert(t)
+            return pg_ins.on_conflict_do_update(
+                index_elements=[keycol], set_={c.name: pg_ins.excluded[c.name] for c in others}
+            )
+        lite_ins = sa_sqlite.insert(t)
+        return lite_ins.on_conflict_do_update(
+            index_elements=[keycol], set_={c.name: lite_ins.excluded[c.name] for c in others}
+        )
+
+    def _add_expiry_column(self) -> None:
+        """Add ``expires_at`` to an AgentHeaven table the first time an entry with a TTL is
+        stored (AgentHeaven ignores the extra, nullable column)."""
+        with self._schema_lock:
+            if self._has_expiry:
+                return
+            ddl = f"ALTER TABLE {self._quote(self.table)} ADD COLUMN expires_at {self._double_sql()}"
+
+            def alter(conn: Any) -> None:
+                try:
+                    conn.exec_driver_sql(ddl)
+                except sa_exc.SQLAlchemyError:
+                    if "expires_at" not in {
+                        c["name"].lower() for c in sa.inspect(conn).get_columns(self.table)
+                    }:
+                        raise
+                if self.provider == "sqlite":
+                    conn.commit()
+
+            self._run("add the expires_at column", alter)
+            self._has_expiry = True
+            self._table = _ahvn_table(self.table, True, json_content=self._json_content)
+            self._build_statements()
+
+    def _quote(self, name: str) -> str:
+        return self._engine.dialect.identifier_preparer.quote(name)
+
+    def _double_sql(self) -> str:
+        return sa.Double().compile(dialect=self._engine.dialect)
+
+    # ------------------------------------------------------------------ errors
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
+        text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+        return re.sub(r"(?i)\b(password|passwd|pwd)(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|\S+)", r"\1\2***", text)
+
+    def _error(self, op: str, e: BaseException) -> BackendError:
+        """A BackendError for a failed operation, with credentials scrubbed everywhere."""
+        orig = getattr(e, "orig", None)
+        cause = orig if isinstance(orig, BaseException) else e
+        detail = " ".join(str(cause).split()) or type(cause).__name__
+        if len(detail) > 500:
+            detail = detail[:500] + "..."
+        for exc in (e, orig):  # the chained exceptions are printed in tracebacks too
+            if isinstance(exc, BaseException) and self._secrets:
+                exc.args = tuple(self._scrub(a) if isinstance(a, str) else a for a in exc.args)
+        return BackendError(
+            f"DatabaseCache({self.provider}): {op} failed (table {self.table!r} at {self._safe_url}): "
+            f"{type(cause).__name__}: {self._scrub(detail)}"
+        )
+
+    def _run(self, op: str, work: Callable[[Any], Any]) -> Any:
+        """Run ``work(connection)`` on a pooled SQLAlchemy connection, wrapping failures."""
+        if self._closed:
+            raise BackendError(f"DatabaseCache({self.provider}): {op} failed: the cache is closed")
+        with self._lock:
+            try:
+                with self._engine.connect() as conn:
+                    return work(conn)
+            except self._failures as e:
+                raise self._error(op, e) from e
+
+    def _run_transaction(self, op: str, work: Callable[[Any], Any]) -> Any:
+        """Run ``work(connection)`` inside one transaction."""
+
+        def transaction(conn: Any) -> Any:
+            if self.provider == "sqlite":
+                with conn.begin():
+                    return work(conn)
+            # the pooled connections autocommit: open an explicit transaction
+            conn.exec_driver_sql("BEGIN")
+            try:
+                result = work(conn)
+            except BaseException:
+                try:
+                    conn.exec_driver_sql("ROLLBACK")
+                except sa_exc.SQLAlchemyError:
+                    pass
+                raise
+            conn.exec_driver_sql("COMMIT")
+            return result
+
+        return self._run(op, transaction)
+
+    def _raw(self, op: str, stmt: _RawStatement, params: Dict[str, Any], fetch: bool) -> Any:
+        """Execute one precompiled statement on a pooled DBAPI connection (the fast path)."""
+        if self._closed:
+            raise BackendError(f"DatabaseCache({self.provider}): {op} failed: the cache is closed")
+        with self._lock:
+            try:
+                raw = self._engine.raw_connection()
+            except self._failures as e:
+                raise self._error(op, e) from e
+            cursor = None
+            try:
+                cursor = raw.cursor()
+                cursor.execute(stmt.sql, stmt.params(params))
+                row = cursor.fetchone() if fetch else None
+                cursor.close()
+                if self.provider == "sqlite" and not fetch:
+                    raw.commit()
+                if not fetch and self._has_expiry:
+                    self._maybe_cleanup(raw, params.get("now"))
+                return row
+            except Exception as e:
+                self._after_failure(raw, cursor, e)
+                raise self._error(op, e) from e
+            finally:
+                raw.close()
+
+    def _after_failure(self, raw: Any, cursor: Any, e: Exception) -> None:
+        """After a failed statement on a raw connection: if the connection was lost, drop it
+        and every pooled connection as old as it (as SQLAlchemy does for its own connections)."""
+        try:
+            lost = self._engine.dialect.is_disconnect(e, raw.dbapi_connection, cursor)
+        except Exception:
+            lost = True
+        if lost:
+            try:
+                self._engine.pool._invalidate(raw, e)
+            except Exception:
+                raw.invalidate(e)
+
+    # ------------------------------------------------------------------ expiry
+    def _expires_at(self, ttl: Any) -> Optional[float]:
+        seconds = check_ttl(ttl)
+        if seconds is None:
+            seconds = self._ttl
+        if seconds is None:
+            return None
+        if not self._has_expiry:
+            self._add_expiry_column()
+        return time.time() + seconds
+
+    def _maybe_cleanup(self, raw: Any, now: Optional[float]) -> None:
+        now = time.time() if now is None else now
+        if now < self._next_cleanup or self._raw_cleanup is None:
+            return
+        self._next_cleanup = now + _CLEANUP_EVERY
+        try:
+            cursor = raw.cursor()
+            cursor.execute(self._raw_cleanup.sql, self._raw_cleanup.params({"now": now}))
+            cursor.close()
+            if self.provider == "sqlite":
+                raw.commit()
+        except Exception as e:  # the write itself succeeded; the next cleanup will retry
+            logger.warning(
+                "cachehaven: DatabaseCache(%s) cleanup of expired rows failed: %s", self.provider, e
+            )
+            if self.provider == "sqlite":
+                raw.rollback()
+
+    def _cleanup_if_due(self) -> None:
+        """The occasional DELETE of expired rows, after a write made through SQLAlchemy."""
+        now = time.time()
+        if now < self._next_cleanup or not self._has_expiry:
+            return
+        self._next_cleanup = now + _CLEANUP_EVERY
+
+        def cleanup(conn: Any) -> None:
+            conn.execute(self._cleanup, {"now": now})
+            if self.provider == "sqlite":
+                conn.commit()
+
+        try:
+            self._run("delete expired rows", cleanup)
+        except BackendError as e:  # the write itself succeeded; the next cleanup will retry
+            logger.warning("cachehaven: %s", e)
+
+    # ------------------------------------------------------------------ rows <-> entries
+    def _storage_key(self, call: Call) -> str:
+        return f"{call.digest:040d}" if self._ahvn else f"{call.digest:032x}"
+
+    def _row(self, call: Call, entry: CacheEntry, ttl: Any) -> Dict[str, Any]:
+        """The row to upsert (serialized before anything is written)."""
+        expires_at = self._expires_at(ttl)
+        key = self._storage_key(call)
+        if self._ahvn:
+            content: Any = _ahvn.encode_record(entry) if self._json_content else _ahvn.dumps_record(entry)
+            row = {"id": key, "content": content}
+            if self._has_expiry:
+                row["expires_at"] = expires_at
+            return row
+        assert self._serializer is not None
+        data = dump_record(Record(entry, call.key.bytes, expires_at), self._serializer)
+        return {"key": key, "func": _func_column(entry.func), "record": data, "expires_at": expires_at}
+
+    def _decode(self, key: str, payload: Any) -> Optional[Tuple[CacheEntry, Optional[bytes]]]:
+        """A row's entry and canonical key bytes (None for AgentHeaven rows), or None (plus a
+        warning) when the row cannot be read."""
+        try:
+            if self._ahvn:
+                if isinstance(payload, (bytes, bytearray, memoryview)):
+                    payload = bytes(payload).decode("utf-8")
+                obj = json.loads(payload) if isinstance(payload, str) else payload
+                if isinstance(obj, dict) and "cachehaven" in obj:  # a cachehaven record as JSON
+                    record = record_from_jsonable(obj)
+                    return record.entry, record.key
+                return _ahvn.decode_record(obj), None
+            assert self._serializer is not None
+            record = load_record(bytes(payload), self._serializer)
+            return record.entry, record.key
+        except Exception as e:  # corrupt, truncated, tampered or foreign: a miss, never a crash
+            message = (
+                f"DatabaseCache({self.provider}): unreadable record for key {key} in table "
+                f"{self.table!r}, treated as a miss ({type(e).__name__}: {self._scrub(str(e))[:300]})"
+            )
+            logger.warning("cachehaven: %s", message)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            return None
+
+    def _entry_for(self, call: Call, key: str, payload: Any) -> Optional[CacheEntry]:
+        """The entry in a row fetched for ``call``, if it really is ``call``'s."""
+        decoded = self._decode(key, payload)
+        if decoded is None:
+            return None
+        entry, canonical = decoded
+        if canonical is not None:
+            return entry if canonical == call.key.bytes else None
+        if not _ahvn.same_call(entry, call.func, call.inputs):
+            return None  # a digest collision or a foreign row: never a wrong value
+        return entry
+
+    # ------------------------------------------------------------------ storage protocol
+    def _fetch(self, call: Call) -> Optional[CacheEntry]:
+        key = self._storage_key(call)
+        row = self._raw("get", self._raw_get, {"k": key, "now": time.time()}, True)
+        return None if row is None else self._entry_for(call, key, row[0])
+
+    def _fetch_value(self, call: Call) -> Any:
+        key = self._storage_key(call)
+        row = self._raw("get", self._raw_get, {"k": key, "now": time.time()}, True)
+        if row is None:
+            return MISSING
+        entry = self._entry_for(call, key, row[0])
+        return MISSING if entry is None else entry.value
+
+    def _fetch_many(self, calls: Sequence[Call]) -> List[Any]:
+        keys = [self._storage_key(c) for c in calls]
+        unique = list(dict.fromkeys(keys))
+        now = time.time()
+
+        def select(conn: Any) -> Dict[str, Any]:
+            found: Dict[str, Any] = {}
+            for i in range(0, len(unique), _CHUNK):
+                for k, payload in conn.execute(self._sel_many, {"keys": unique[i : i + _CHUNK], "now": now}):
+                    found[k] = payload
+            return found
+
+        found = self._run("get_many", select) if unique else {}
+        values: List[Any] = []
+        for call, key in zip(calls, keys):
+            payload = found.get(key)
+            entry = None if payload is None else self._entry_for(call, key, payload)
+            values.append(MISSING if entry is None else entry.value)
+        return values
+
+    def _put(self, call: Call, entry: CacheEntry, ttl: Any = None) -> None:
+        row = self._row(call, entry, ttl)
+        row_now = time.time()
+        if self._raw_put is None:  # AgentHeaven JSONB rows go through SQLAlchemy's JSON type
+
+            def write(conn: Any) -> None:
+                conn.execute(self._upsert, row)
+
+            self._run("set", write)
+            self._cleanup_if_due()
+            return
+        self._raw("set", self._raw_put, {**row, "now": row_now}, False)
+
+    def _put_many(self, items: Sequence[Tuple[Call, CacheEntry]], ttl: Any = None) -> None:
+        rows: Dict[str, Dict[str, Any]] = {}
+        for call, entry in items:  # serialize everything first; a later duplicate wins
+            row = self._row(call, entry, ttl)
+            rows.pop(row[self._keycol.name], None)
+            rows[row[self._keycol.name]] = row
+        if not rows:
+            return
+        batch = list(rows.values())
+        self._run_transaction("set_many", lambda conn: conn.execute(self._upsert, batch))
+        self._cleanup_if_due()
+
+    def _delete(self, call: Call) -> bool:
+        key = self._storage_key(call)
+        now = time.time()
+
+        def delete(conn: Any) -> bool:
+            row = conn.execute(self._sel_row, {"k": key}).first()
+            if row is None:
+                return False
+            live = not (self._has_expiry and row[1] is not None and row[1] <= now)
+            decoded = self._decode(key, row[0])
+            if decoded is not None:
+                entry, canonical = decoded
+                if canonical is not None and canonical != call.key.bytes:
+                    return False  # another call's row under a colliding digest: leave it
+                if canonical is None and not _ahvn.same_call(entry, call.func, call.inputs):
+                    return False
+            else:
+                live = False  # an unreadable row is removed but was never a hit
+            conn.execute(self._del_one, {"k": key})
+            return live
+
+        return bool(self._run_transaction("remove", delete))
+
+    def _entries(self) -> Iterator[CacheEntry]:
+        after = ""
+        while True:
+            params = {"after": after, "now": time.time()}
+
+            def page(conn: Any, params: Dict[str, Any] = params) -> List[Any]:
+                return list(conn.execute(self._page, params).all())
+
+            rows = self._run("iterate", page)
+            for key, payload in rows:
+                decoded = self._decode(key, payload)
+                if decoded is not None:
+                    yield decoded[0]
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    def _wipe(self) -> None:
+        def wipe(conn: Any) -> None:
+            conn.execute(self._wipe_stmt)
+            if self.provider == "sqlite":
+                conn.commit()
+
+        self._run("clear", wipe)
+
+    def _size(self) -> int:
+        return int(
+            self._run("len", lambda conn: conn.execute(self._count, {"now": time.time()}).scalar_one())
+        )
+
+    def _func_size(self, func: str) -> int:
+        if self._ahvn:
+            return super()._func_size(func)
+        params = {"f": _func_column(func), "now": time.time()}
+        return int(self._run("func_size", lambda conn: conn.execute(self._count_func, params).scalar_one()))
+
+    def _func_clear(self, func: str) -> int:
+        if self._ahvn:
+            return super()._func_clear(func)
+        params = {"f": _func_column(func), "now": time.time()}
+
+        def clear(conn: Any) -> int:
+            removed = conn.execute(self._del_func_live, params).rowcount
+            conn.execute(self._del_func, {"f": params["f"]})  # its expired rows too
+            return int(removed)
+
+        return int(self._run_transaction("func_clear", clear))
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def engine(self) -> Any:
+        """The SQLAlchemy ``Engine`` (for events and inspection; credentials hidden in its repr)."""
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL with the password hidden (``***``)."""
+        return self._safe_url
+
+    @property
+    def layout(self) -> str:
+        """``"cachehaven"`` or ``"ahvn"`` (AgentHeaven 0.9.2's ``id``/``content`` table)."""
+        return "ahvn" if self._ahvn else "cachehaven"
+
+    def close(self) -> None:
+        """Dispose of the connection pool. An in-memory SQLite database is gone after this;
+        other databases keep their data, and further calls raise BackendError."""
+        self._closed = True
+        self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"DatabaseCache(provider={self.provider!r}, url={self._safe_url!r}, table={self.table!r})"
+
+
+class _IdlePing:
+    """Pessimistic disconnect handling at a fraction of ``pool_pre_ping``'s cost: a pooled
+    connection idle for more than :data:`_PING_AFTER` seconds is pinged when checked out, and
+    if the ping fails the whole pool is invalidated and a new connection is made (so a
+    restarted server is picked up). A connection used moments ago is not pinged, which keeps
+    a busy cache at one round trip per operation; if it did die in between, the failed
+    statement invalidates the pool in the same way."""
+
+    _KEY = "cachehaven_last_used"
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def install(self) -> None:
+        sa.event.listen(self.engine, "connect", self.on_connect)
+        sa.event.listen(self.engine, "checkout", self.on_checkout)
+        sa.event.listen(self.engine, "checkin", self.on_checkin)
+
+    def on_connect(self, dbapi_connection: Any, record: Any) -> None:
+        record.info[self._KEY] = time.monotonic()
+
+    def on_checkin(self, dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection is not None:
+            record.info[self._KEY] = time.monotonic()
+
+    def on_checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        last = record.info.get(self._KEY)
+        if last is not None and time.monotonic() - last <= _PING_AFTER:
+            return
+        try:
+            self.engine.dialect.do_ping(dbapi_connection)
+        except Exception as e:
+            raise sa_exc.InvalidatePoolError(f"ping failed: {type(e).__name__}") from None
+
+
+class _RawStatement:
+    """A statement compiled once for a dialect, run directly on a DBAPI cursor."""
+
+    __slots__ = ("names", "positional", "sql")
+
+    def __init__(self, stmt: Any, dialect: Any) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql: str = str(compiled)
+        self.positional: bool = bool(compiled.positional)
+        self.names: Tuple[str, ...] = tuple(compiled.positiontup or ()) if self.positional else ()
+
+    def params(self, values: Dict[str, Any]) -> Any:
+        if self.positional:
+            return tuple(values[n] for n in self.names)
+        return values
+
+
+def _sqlite_file_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL (readers never block the writer; several processes can share the file), a busy
+    timeout for concurrent writers, and NORMAL sync (safe in WAL mode)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _cachehaven_table(name: str) -> Any:
+    mysql_variants = ("mysql", "mariadb")
+    metadata = sa.MetaData()
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(
+            "key",
+            sa.String(32).with_variant(
+                sa_mysql.VARCHAR(32, charset="ascii", collation="ascii_bin"), *mysql_variants
+            ),
+            primary_key=True,
+        ),
+        sa.Column(
+            "func",
+            sa.String(_FUNC_LEN).with_variant(
+                sa_mysql.VARCHAR(_FUNC_LEN, charset="utf8mb4", collation="utf8mb4_bin"), *mysql_variants
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "record", sa.LargeBinary().with_variant(sa_mysql.LONGBLOB(), *mysql_variants), nullable=False
+        ),
+        sa.Column("expires_at", sa.Double(), nullable=True),
+        sa.Index(f"ix_{name}_func", "func"),
+        sa.Index(f"ix_{name}_expires_at", "expires_at"),
+        **_MYSQL_TABLE,
+    )
+
+
+def _ahvn_table(name: str, expiry: bool, json_content: Optional[bool] = None) -> Any:
+    """AgentHeaven 0.9.2's ``cache_orm``: ``id`` VARCHAR(63) (the md5 digest as 40 decimal
+    digits), ``content`` JSON (JSONB on PostgreSQL, text elsewhere); plus our nullable
+    ``expires_at`` when TTLs are used."""
+    if json_content is None or json_content:
+        content: Any = sa.Text().with_variant(sa_pg.JSONB(none_as_null=True), "postgresql")
+    else:
+        content = sa.Text()
+    content = content.with_variant(sa_mysql.LONGTEXT(charset="utf8mb4"), "mysql", "mariadb")
+    columns = [
+        sa.Column("id", sa.String(63), primary_key=True),
+        sa.Column("content", content, nullable=True),
+    ]
+    if expiry:
+        columns.append(sa.Column("expires_at", sa.Double(), nullable=True))
+    return sa.Table(name, sa.MetaData(), *columns, **_MYSQL_TABLE)
