@@ -1,14 +1,14 @@
 """Shared fixtures for the cachehaven test suite.
 
 ``cache`` runs a test against every backend that actually stores data. To cover a new
-backend, add a factory to ``STORING_BACKENDS`` (a zero-argument callable returning a fresh,
-empty cache; a backend that needs a directory or a server should create its own temporary
-one).
+backend, add a factory to ``STORING_BACKENDS``: a callable taking the pytest request and
+returning a fresh, empty cache (it may ask for ``tmp_path`` or a server fixture through
+``request.getfixturevalue``).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, List
+from typing import Callable, Dict, Iterator
 
 import pytest
 
@@ -16,20 +16,50 @@ import cachehaven
 from cachehaven import BaseCache, InMemCache
 from servers import mysql_server, mysql_url, postgres_server, postgres_url, redis_server, redis_url  # noqa: F401
 
-#: Factories of every backend that stores what it is given.
-STORING_BACKENDS: List[Callable[[], BaseCache]] = [
-    InMemCache,
-]
+
+def _json(request: pytest.FixtureRequest) -> BaseCache:
+    return cachehaven.JsonCache(request.getfixturevalue("tmp_path") / "json")
 
 
-def _backend_id(factory: Callable[[], BaseCache]) -> str:
-    return getattr(factory, "__name__", repr(factory))
+def _disk(request: pytest.FixtureRequest) -> BaseCache:
+    return cachehaven.DiskCache(request.getfixturevalue("tmp_path") / "disk")
 
 
-@pytest.fixture(params=STORING_BACKENDS, ids=_backend_id)
+def _sqlite(request: pytest.FixtureRequest) -> BaseCache:
+    return cachehaven.DatabaseCache(
+        provider="sqlite", database=str(request.getfixturevalue("tmp_path") / "c.db")
+    )
+
+
+def _postgresql(request: pytest.FixtureRequest) -> BaseCache:
+    return cachehaven.DatabaseCache(url=request.getfixturevalue("postgres_url"))
+
+
+def _mysql(request: pytest.FixtureRequest) -> BaseCache:
+    return cachehaven.DatabaseCache(url=request.getfixturevalue("mysql_url"))
+
+
+def _redis(request: pytest.FixtureRequest) -> BaseCache:
+    return cachehaven.RedisCache(request.getfixturevalue("redis_url"), namespace="suite")
+
+
+#: Every backend that stores what it is given: name -> factory(request) of a fresh, empty cache.
+#: The shared behaviour suite (every test taking the ``cache`` fixture) runs on each of them.
+STORING_BACKENDS: Dict[str, Callable[[pytest.FixtureRequest], BaseCache]] = {
+    "InMemCache": lambda request: InMemCache(),
+    "JsonCache": _json,
+    "DiskCache": _disk,
+    "DatabaseCache-sqlite": _sqlite,
+    "DatabaseCache-postgresql": _postgresql,
+    "DatabaseCache-mysql": _mysql,
+    "RedisCache": _redis,
+}
+
+
+@pytest.fixture(params=list(STORING_BACKENDS))
 def cache(request: pytest.FixtureRequest) -> Iterator[BaseCache]:
     """A fresh, empty cache of each storing backend."""
-    c = request.param()
+    c = STORING_BACKENDS[request.param](request)
     assert len(c) == 0
     yield c
     c.close()

@@ -8,20 +8,33 @@ processes; backends with one API.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from . import _core
 from ._core import POLICIES, Key, Store
 from .backends import CallbackCache, InMemCache, NoCache
 from .base import BaseCache, CacheInfo
 from .entry import MISSING, CacheEntry
-from .errors import CachehavenError, ConfigError, KeyDepthError, KeyTypeError
+from .errors import (
+    BackendError,
+    CachehavenError,
+    ConfigError,
+    KeyDepthError,
+    KeyTypeError,
+    SerializationError,
+)
 from .keys import KEY_SCHEMES, ahvn_key, call_key, identity
 
 __version__: str = _core.__version__
 
 __all__ = [
     "KEY_SCHEMES",
+    "BackendError",
+    "DatabaseCache",
+    "DiskCache",
+    "JsonCache",
+    "RedisCache",
+    "SerializationError",
     "MISSING",
     "POLICIES",
     "BaseCache",
@@ -44,6 +57,24 @@ __all__ = [
     "is_enabled",
     "set_enabled",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The persistent backends load on first use (their drivers are optional extras)."""
+    from . import backends
+
+    if name in backends._LAZY:
+        value = getattr(backends, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    from .backends.database import DatabaseCache
+    from .backends.disk import DiskCache
+    from .backends.json import JsonCache
+    from .backends.redis import RedisCache
 
 
 def set_enabled(enabled: bool) -> bool:
