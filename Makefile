@@ -45,11 +45,15 @@ lint: $(STAMP) ## cargo fmt --check, clippy -D warnings, ruff
 .PHONY: bench-deps
 bench-deps: build
 	$(BIN)/pip install -q "cachetools>=5" "cachebox>=4" "moka-py>=0.1" "theine>=0.4"
+	@# AgentHeaven 0.9.2, the baseline of benches/backends.py, in its own venv (it pins its own deps)
+	test -x .venv-ahvn/bin/python || $(PY) -m venv .venv-ahvn
+	.venv-ahvn/bin/pip install -q "agent-heaven==0.9.2" diskcache "sqlalchemy>=2" "psycopg[binary]" pymysql
 
 .PHONY: bench
-bench: bench-deps ## hot-path benchmark vs lru_cache, cachetools, cachebox, moka-py
+bench: bench-deps ## hot-path benchmark vs lru_cache and peers; backends vs raw drivers and AgentHeaven
 	$(BIN)/python benches/hotpath.py
+	$(BIN)/python benches/backends.py
 
 .PHONY: clean
 clean: ## remove build outputs and the venv
-	rm -rf target $(VENV) python/cachehaven/*.so
+	rm -rf target $(VENV) .venv-ahvn python/cachehaven/*.so
