@@ -346,7 +346,7 @@ class _MethodMemo:
         if inspect.iscoroutinefunction(wrapper):
             _mark_coroutine(self)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         return self._wrapper(*args, **kwargs)
 
     def __get__(self, obj: Any, owner: Optional[type] = None) -> Any:
@@ -365,7 +365,7 @@ class _BoundMethodMemo:
         self.__func__ = method
         self.__self__ = obj
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         return self.__func__._wrapper(self.__self__, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
