@@ -53,8 +53,14 @@ the tag key ``"__ch__"`` naming its type, plus the fields below (no others):
                        (:class:`cachehaven._core.RawKey`)
 =====================  =====================================================================
 
-Types are matched exactly: subclasses (``bool`` aside, enums, ``OrderedDict``, named
-tuples, numpy scalars) are not supported, because they could not come back as themselves.
+Types are matched exactly: subclasses of the supported types (enums and ``IntEnum``,
+``OrderedDict``, named tuples, ``str`` subclasses, numpy scalars) are refused, because they
+could not come back as themselves. Containers may nest :data:`MAX_DEPTH` deep; a recursive
+container raises SerializationError. A ``str`` holding a lone surrogate makes the document
+``\\u``-escaped ASCII (still valid UTF-8). Plain data costs no walk on load: a payload
+without the tag key (and without ``\\u`` escapes, which could spell it) is returned as
+``json`` parsed it.
+
 Tags are never redefined within a version; a new type gets a new tag name (an older reader
 raises SerializationError on it), and an incompatible change bumps
 :data:`JSON_FORMAT_VERSION` together with the record version.
