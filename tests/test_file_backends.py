@@ -141,6 +141,7 @@ def test_values_round_trip_exactly(fcache: Any, kind: str, path: Path) -> None:
         "float": 0.1,
         "unicode": "héllo ✓",
         "bool": True,
+        "order": {"zeta": 1, "alpha": 2, "mid": {"b": 1, "a": 2}},
     }
     fcache.set("f", output=value, metadata={"source": ("m", 1)}, x=(1, 2))
     reopened = open_cache(kind, path)
@@ -156,6 +157,8 @@ def test_values_round_trip_exactly(fcache: Any, kind: str, path: Path) -> None:
         assert got["aware"].utcoffset() == datetime.timedelta(0)
         assert type(got["date"]) is datetime.date
         assert list(got["int_keys"]) == [1, 2]
+        assert list(got) == list(value)  # dicts keep their order
+        assert list(got["order"]) == ["zeta", "alpha", "mid"] and list(got["order"]["mid"]) == ["b", "a"]
         entry = c.retrieve("f", x=(1, 2))
         assert type(entry.inputs["x"]) is tuple
         assert entry.metadata == {"source": ("m", 1)}
@@ -634,7 +637,8 @@ def test_json_files_are_readable_and_named_by_digest(path: Path) -> None:
     text = file.read_text("utf-8")
     assert text.startswith("{\n  ")  # indented
     tree = json.loads(text)
-    assert list(tree) == sorted(tree)  # sorted keys: stable diffs
+    assert list(tree) == sorted(tree)  # the record's fields in sorted order: stable diffs
+    assert list(tree["output"]) == ["b", "a"]  # the value as it was
     assert '"f"' in text
 
 
@@ -784,7 +788,7 @@ RECORD_VALUES = [
 @pytest.mark.parametrize("value", RECORD_VALUES, ids=lambda v: type(v).__name__)
 @pytest.mark.parametrize("annotated", [False, True])
 def test_fast_record_reader_agrees_with_load_record(value: Any, annotated: bool) -> None:
-    from cachehaven.backends.disk import _SLOW, fast_record_value
+    from cachehaven.backends.disk import _SLOW, _fast_record_value
     from cachehaven.entry import MISSING
     from cachehaven.keys import call_key
     from cachehaven.serialize import JsonSerializer, Record, dump_record, load_record
@@ -797,19 +801,19 @@ def test_fast_record_reader_agrees_with_load_record(value: Any, annotated: bool)
     for expires_at in (None, 2_000_000_000.25):
         data = dump_record(Record(entry, key, expires_at), JsonSerializer())
         expected = load_record(data, JsonSerializer()).entry.value
-        got = fast_record_value(data, key, 1_000_000_000.0)
+        got = _fast_record_value(data, key, 1_000_000_000.0)
         assert got is not _SLOW  # the layout dump_record writes is the one the hit path reads
         assert got == expected
         assert type(got) is type(expected)
-        later = fast_record_value(data, key, 2_000_000_000.5)
+        later = _fast_record_value(data, key, 2_000_000_000.5)
         if expires_at is None:
             assert later == expected
         else:
             assert later is MISSING
         other = call_key("mod.f", {**inputs, "q": "other"}).bytes
-        assert fast_record_value(data, other, 0.0) is _SLOW  # load_record decides: another key
-    assert fast_record_value(b'{"cachehaven":2,"func":"f"}', key, 0.0) is _SLOW
-    assert fast_record_value(data[:-3] + b"}", key, 0.0) is _SLOW
+        assert _fast_record_value(data, other, 0.0) is _SLOW  # load_record decides: another key
+    assert _fast_record_value(b'{"cachehaven":2,"func":"f"}', key, 0.0) is _SLOW
+    assert _fast_record_value(data[:-3] + b"}", key, 0.0) is _SLOW
 
 
 @pytest.mark.parametrize("options", [{"statistics": True}, {"eviction_policy": "least-recently-used"}])

@@ -4,7 +4,8 @@ Layout: ``<path>/<digest:032x>.json`` (``key_scheme="blake3"`` or ``"md5"``), or
 AgentHeaven 0.9.2's ``<path>/<key:040d>.json`` with ``key_scheme="ahvn"``. A file holds the
 stored record (:func:`cachehaven.serialize.record_to_jsonable`: the entry's ``func``,
 ``inputs``, ``output``, ``expected`` and ``metadata`` in the tagged JSON form, the canonical
-key bytes and the expiry time), indented and with sorted keys so that files diff well.
+key bytes and the expiry time), indented, with the record's fields in sorted order so that
+files diff well. The user's own dicts keep their order: values round-trip exactly.
 
 File names come from the key digest only, never from the function name or the inputs, so
 no input can make the cache write outside ``path``.
@@ -260,16 +261,17 @@ class JsonCache(BaseCache):
         if secs is None:
             secs = self._ttl
         expires_at = None if secs is None else time.time() + secs
-        tree = record_to_jsonable(Record(entry, call.key.bytes, expires_at))
+        fields = record_to_jsonable(Record(entry, call.key.bytes, expires_at))
+        tree = {name: fields[name] for name in sorted(fields)}  # user dicts keep their order
         try:
-            text = json.dumps(tree, indent=2, sort_keys=True, ensure_ascii=False)
+            text = json.dumps(tree, indent=2, ensure_ascii=False)
         except (TypeError, ValueError) as e:
             raise SerializationError(f"JsonCache cannot write this entry as JSON: {e}") from e
         try:
             return (text + "\n").encode("utf-8")
         except UnicodeEncodeError:
             # a lone surrogate in a string: keep it, escaped, so it round-trips
-            return (json.dumps(tree, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
+            return (json.dumps(tree, indent=2, ensure_ascii=True) + "\n").encode("ascii")
 
     def _write(self, name: str, data: bytes) -> None:
         """Atomically replace ``name`` with ``data`` (temp file, fsync, rename, dir fsync)."""
