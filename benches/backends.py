@@ -155,6 +155,23 @@ print(json.dumps({"hit_us": statistics.median(runs)}))
 """
 
 
+def sql_target(srv: Any, provider: str, dialect: str, driver: str) -> Dict[str, Any]:
+    """A DatabaseCache target on a throwaway server, with AgentHeaven's provider config for it."""
+    return {
+        "make": lambda: cachehaven.DatabaseCache(url=srv.url),
+        "sql": {
+            "provider": provider,
+            "dialect": dialect,
+            "driver": driver,
+            "host": srv.host,
+            "port": srv.port,
+            "user": srv.user,
+            "password": srv.password,
+            "database": srv.database,
+        },
+    }
+
+
 def ahvn_hit(python: str, kind: str, number: int, repeats: int, sql: Optional[Dict[str, Any]]) -> Any:
     spec = {"kind": kind, "number": number, "repeats": repeats, "sql": sql}
     try:
@@ -208,18 +225,10 @@ def main() -> None:
         }
         pg = server(servers.PostgresServer)
         if pg is not None:
-            targets["DatabaseCache-postgresql"] = {
-                "make": lambda: cachehaven.DatabaseCache(url=pg.url),
-                "sql": {"provider": "pg", "dialect": "postgresql", "driver": "psycopg", "host": pg.host,
-                        "port": pg.port, "user": pg.user, "password": pg.password, "database": pg.database},
-            }  # fmt: skip
+            targets["DatabaseCache-postgresql"] = sql_target(pg, "pg", "postgresql", "psycopg")
         my = server(servers.MysqlServer)
         if my is not None:
-            targets["DatabaseCache-mysql"] = {
-                "make": lambda: cachehaven.DatabaseCache(url=my.url),
-                "sql": {"provider": "mysql", "dialect": "mysql", "driver": "pymysql", "host": my.host,
-                        "port": my.port, "user": my.user, "password": my.password, "database": my.database},
-            }  # fmt: skip
+            targets["DatabaseCache-mysql"] = sql_target(my, "mysql", "mysql", "pymysql")
         rd = server(servers.RedisServer)
         if rd is not None:
             targets["RedisCache"] = {

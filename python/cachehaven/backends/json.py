@@ -221,8 +221,12 @@ class JsonCache(BaseCache):
         except OSError as e:
             raise BackendError(f"JsonCache: cannot delete {full!r}: {_reason(e)}") from e
 
-    def _load(self, call: Call) -> Optional[CacheEntry]:
-        """The live entry stored for ``call``, or None."""
+    def _stored(
+        self, call: Call
+    ) -> Optional[Tuple[str, Optional[Tuple[int, int, int]], CacheEntry, Optional[float]]]:
+        """``(file name, file identity, entry, expires_at)`` of the readable record stored for
+        ``call`` (expired or not), or None when there is none, it is unreadable, or it belongs
+        to another call."""
         name = self._name(call)
         tree, ident = self._read(name)
         if tree is _ABSENT or tree is _UNREADABLE:
@@ -233,6 +237,14 @@ class JsonCache(BaseCache):
         entry, key, expires_at = decoded
         if not key_matches(call, entry, key):
             return None
+        return name, ident, entry, expires_at
+
+    def _load(self, call: Call) -> Optional[CacheEntry]:
+        """The live entry stored for ``call``, or None."""
+        stored = self._stored(call)
+        if stored is None:
+            return None
+        name, ident, entry, expires_at = stored
         if expires_at is not None and expires_at <= time.time():
             self._unlink_if_same(name, ident)
             return None
@@ -338,16 +350,10 @@ class JsonCache(BaseCache):
             self._write(name, data)
 
     def _delete(self, call: Call) -> bool:
-        name = self._name(call)
-        tree, ident = self._read(name)
-        if tree is _ABSENT or tree is _UNREADABLE:
+        stored = self._stored(call)
+        if stored is None:
             return False
-        decoded = self._decode(name, tree)
-        if decoded is None:
-            return False
-        entry, key, expires_at = decoded
-        if not key_matches(call, entry, key):
-            return False
+        name, ident, _, expires_at = stored
         removed = self._unlink_if_same(name, ident)
         return removed and (expires_at is None or expires_at > time.time())
 
