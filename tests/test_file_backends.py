@@ -865,3 +865,98 @@ def test_diskcache_after_fork_uses_its_own_connection(path: Path) -> None:
     assert proc.exitcode == 0
     assert cache.get("f", x=2) == "child"
     assert cache.get("f", x=1) == "parent"
+
+
+# ---------------------------------------------------------------- near cache (both backends)
+
+
+def _near_of(cache: Any) -> Any:
+    """The near cache serving this thread's hits (white-box: proves the path under test ran)."""
+    if isinstance(cache, JsonCache):
+        return cache._near
+    return cache._local.con[2]
+
+
+def _settle(kind: str, path: Path) -> None:
+    """Age the entry files so JsonCache may keep them (it waits two seconds after a write)."""
+    if kind == "json":
+        old = time.time() - 10
+        for p in path.glob("*.json"):
+            os.utime(p, (old, old))
+
+
+def test_near_cache_sees_writes_of_other_writers(kind: str, path: Path) -> None:
+    reader, writer = open_cache(kind, path), open_cache(kind, path)
+    calls: List[int] = []
+
+    @reader.memoize(name="f")
+    def f(x: int) -> dict:
+        calls.append(x)
+        return {"v": x, "items": [1, 2]}
+
+    assert f(1) == {"v": 1, "items": [1, 2]}
+    _settle(kind, path)
+    assert f(1) == {"v": 1, "items": [1, 2]}
+    assert len(_near_of(reader)) == 1  # the next hits are served from memory
+    got = f(1)
+    got["items"].append(3)  # a caller mutating its result never changes what others get
+    assert f(1) == {"v": 1, "items": [1, 2]}
+
+    writer.set("f", output={"v": "new"}, x=1)  # another object: another file / connection
+    assert f(1) == {"v": "new"}
+    writer.remove("f", {"x": 1})
+    assert f(1) == {"v": 1, "items": [1, 2]}  # gone, so computed again
+    assert calls == [1, 1]
+    reader.close()
+    writer.close()
+
+
+def test_near_cache_sees_own_writes_and_clear(kind: str, path: Path) -> None:
+    cache = open_cache(kind, path)
+    cache.set("f", output="old", x=1)
+    _settle(kind, path)
+
+    @cache.memoize(name="f")
+    def f(x: int) -> str:
+        return "computed"
+
+    assert f(1) == "old"
+    assert f(1) == "old"
+    cache.set("f", output="new", x=1)
+    assert f(1) == "new"
+    cache.clear()
+    assert f(1) == "computed"
+    cache.close()
+
+
+def test_near_cache_respects_expiry(kind: str, path: Path, fake_time: FakeTime) -> None:
+    cache = open_cache(kind, path)
+
+    @cache.memoize(name="f", ttl=60)
+    def f(x: int) -> list:
+        return [x, fake_time.now]
+
+    first = f(1)
+    _settle(kind, path)
+    assert f(1) == first
+    assert f(1) == first
+    fake_time.now += 61
+    assert f(1) != first
+    cache.close()
+
+
+def test_near_cache_disabled_and_bad_sizes(kind: str, path: Path) -> None:
+    cache = open_cache(kind, path, near_cache=0)
+    cache.set("f", output=[1], x=1)
+    _settle(kind, path)
+
+    @cache.memoize(name="f")
+    def f(x: int) -> list:
+        return [0]
+
+    assert f(1) == [1] and f(1) == [1]
+    assert _near_of(cache) is None
+    cache.close()
+    for bad in (-1, 1.5, True, "10"):
+        with pytest.raises(ConfigError, match="near_cache"):
+            open_cache(kind, path, near_cache=bad)

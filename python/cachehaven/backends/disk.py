@@ -37,6 +37,7 @@ from ..entry import MISSING, CacheEntry
 from ..errors import BackendError, ConfigError, SerializationError
 from ..memoize import check_ttl
 from ..serialize import JsonSerializer, Record, dump_record, from_jsonable, load_record, resolve_serializer
+from ._near import DEFAULT_NEAR_ENTRIES, NearCache, check_capacity
 from .json import key_matches, warn_unreadable
 
 __all__ = ["DiskCache", "SafeDisk"]
@@ -90,6 +91,8 @@ class SafeDisk(diskcache.Disk):
 
 #: What diskcache.Cache.get's own fast path selects (for a str key, stored raw), minus the
 #: columns a hit does not need.
+#: SQLite's count of commits made by *other* connections (any process) to the database.
+_DATA_VERSION = "PRAGMA data_version"
 _SELECT_RAW = (
     "SELECT mode, value FROM Cache WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
 )
@@ -121,17 +124,28 @@ _NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
 def _fast_record_value(data: bytes, key: bytes, now: float) -> Any:
-    """The value of a stored JSON record for the call whose canonical key bytes are ``key``,
-    decoding the value only (no CacheEntry, no inputs or metadata).
+    """The value of a stored JSON record for the call whose canonical key bytes are ``key``:
+    :func:`_fast_record`'s value, ``MISSING`` if it has expired at ``now``, or ``_SLOW``."""
+    found = _fast_record(data, key)
+    if found is _SLOW:
+        return _SLOW
+    value, expires_at = found
+    if expires_at is not None and now >= expires_at:
+        return MISSING
+    return value
+
+
+def _fast_record(data: bytes, key: bytes) -> Any:
+    """``(value, expires_at)`` of a stored JSON record for the call whose canonical key bytes
+    are ``key``, decoding the value only (no CacheEntry, no inputs or metadata).
 
     Reads the exact layout ``dump_record(record, JsonSerializer())`` writes for record
     version 1: ``{"cachehaven":1,"func":..,"inputs":..,"output":..?,"expected":..?,
-    "metadata":..,"key":"<base64>","expires_at":..}``, compact. Returns the value
-    (``expected`` if set, else ``output``), ``MISSING`` if the record has expired, or
-    ``_SLOW`` for anything else (another layout or version, another key, malformed JSON),
-    which :func:`cachehaven.serialize.load_record` then decides. The fields before the
-    value are parsed in order from the start, never searched for. Raises SerializationError
-    if the value's type tags are malformed.
+    "metadata":..,"key":"<base64>","expires_at":..}``, compact. The value is ``expected``
+    if set, else ``output``. Returns ``_SLOW`` for anything else (another layout or version,
+    another key, malformed JSON), which :func:`cachehaven.serialize.load_record` then
+    decides. The fields before the value are parsed in order from the start, never searched
+    for. Raises SerializationError if the value's type tags are malformed.
     """
     b64 = binascii.b2a_base64(key, newline=False)
     if data.endswith(b',"key":"' + b64 + _NO_EXPIRY):
@@ -170,13 +184,11 @@ def _fast_record_value(data: bytes, key: bytes, now: float) -> Any:
             return _SLOW
     except (UnicodeDecodeError, StopIteration, ValueError, RecursionError):
         return _SLOW
-    if expires_at is not None and now >= expires_at:
-        return MISSING
     if '"__ch__"' in text or "\\u" in text:
         part = text[a:i]  # the value's own JSON text
         if '"__ch__"' in part or "\\u" in part:
             value = from_jsonable(value)  # tagged types (tuple, set, bytes, ...), or \u escapes
-    return value
+    return value, expires_at
 
 
 def _reason(e: BaseException) -> str:
@@ -189,7 +201,7 @@ class DiskCache(BaseCache):
     """A persistent cache in a local directory, on the ``diskcache`` library (SQLite).
 
     ``DiskCache(path, size_limit=None, exclude=None, *, ttl=None, key_scheme="blake3",
-    serializer=None, secret=None, trust_pickle=False, **diskcache_options)``
+    serializer=None, secret=None, trust_pickle=False, near_cache=1024, **diskcache_options)``
 
     * ``path``: the directory (created if missing). Several processes may open it at once.
     * ``size_limit``: bytes; beyond it diskcache evicts the oldest-stored entries.
@@ -206,6 +218,12 @@ class DiskCache(BaseCache):
       Off by default: such a value (never written by cachehaven) is a miss plus a
       ``RuntimeWarning``, never unpickled, since unpickling runs code chosen by whoever
       wrote the directory.
+    * ``near_cache``: how many decoded values each thread keeps in memory (0: none). A hit on
+      one costs one ``PRAGMA data_version`` (SQLite's count of commits by other
+      connections, other processes included) instead of a row read and a decode, and is
+      served only if nothing was committed since it was read; this object's own writes
+      clear it. It is used when diskcache does not track reads (no ``statistics``, an
+      eviction policy that does not update on ``get``: the default one).
     * ``key_scheme="ahvn"``: AgentHeaven 0.9.2's layout (its integer keys). AgentHeaven stored
       its entries as pickled dicts, so reading a directory AgentHeaven wrote needs
       ``DiskCache(path, key_scheme="ahvn", trust_pickle=True)``; only do that for a
@@ -231,6 +249,7 @@ class DiskCache(BaseCache):
         serializer: Any = None,
         secret: Optional[bytes | str] = None,
         trust_pickle: bool = False,
+        near_cache: int = DEFAULT_NEAR_ENTRIES,
         **diskcache_options: Any,
     ) -> None:
         super().__init__(exclude, key_scheme=key_scheme)
@@ -283,7 +302,9 @@ class DiskCache(BaseCache):
             and hasattr(type(self._cache), "_con")
         )
         self._fast_json = type(self._serializer) is JsonSerializer
-        self._local = threading.local()  # this thread's diskcache connection, see _connection
+        self._near_capacity = check_capacity(near_cache) if self._direct else 0
+        # this thread's diskcache connection and near cache, see _connection
+        self._local = threading.local()
 
     @property
     def path(self) -> str:
@@ -375,8 +396,16 @@ class DiskCache(BaseCache):
         with the fork generation (diskcache checks the process id on every access instead;
         a forked child bumps the generation, so it opens its own connection)."""
         con = self._cache._con
-        self._local.con = (con, _fork_generation)
+        near = NearCache(self._near_capacity) if self._near_capacity else None
+        self._local.con = (con, _fork_generation, near, [None])
         return con
+
+    def _forget_near(self) -> None:
+        """After a write on this thread's connection (which does not change the data version
+        that connection reads), drop this thread's near cache."""
+        state = self._local.__dict__.get("con")
+        if state is not None and state[2] is not None:
+            state[2].clear()
 
     # ------------------------------------------------------------------ storage protocol
     def _fetch(self, call: Call) -> Optional[CacheEntry]:
@@ -391,14 +420,25 @@ class DiskCache(BaseCache):
         key = call.key
         skey = "%032x" % key.digest(self.key_scheme)  # noqa: UP031 (twice as fast as an f-string)
         now = time.time()
+        near = None
         try:
             if self._direct:
                 try:
-                    con, generation = self._local.con
+                    con, generation, near, version = self._local.con
                 except AttributeError:
                     con, generation = self._connection(), _fork_generation
+                    con, generation, near, version = self._local.con
                 if generation != _fork_generation:
                     con = self._connection()
+                    con, generation, near, version = self._local.con
+                if near is not None:
+                    (seen,) = con.execute(_DATA_VERSION).fetchone()
+                    if seen != version[0]:
+                        near.clear()
+                        version[0] = seen
+                    value = near.get(skey, seen, key.bytes, now)
+                    if value is not MISSING:
+                        return value
                 row = con.execute(_SELECT_RAW, (skey, now)).fetchone()
                 if row is None:
                     return MISSING
@@ -410,6 +450,18 @@ class DiskCache(BaseCache):
         except _STORAGE_ERRORS as e:
             self._local.__dict__.pop("con", None)  # take the connection from diskcache again
             raise self._failed("get", e) from e
+        if near is not None and type(data) is bytes and self._fast_json:
+            try:
+                found = _fast_record(data, key.bytes)
+            except Exception as e:
+                warn_unreadable("DiskCache", skey, _reason(e))
+                return MISSING
+            if found is not _SLOW:
+                value, expires_at = found
+                if expires_at is not None and now >= expires_at:
+                    return MISSING
+                near.put(skey, version[0], key.bytes, expires_at, value)
+                return value
         if type(data) is bytes:
             try:
                 if self._fast_json:
@@ -442,6 +494,8 @@ class DiskCache(BaseCache):
             self._cache.set(self._storage_key(call), data, expire=secs)
         except _STORAGE_ERRORS as e:
             raise self._failed("set", e) from e
+        finally:
+            self._forget_near()
 
     def _put_many(self, items: Sequence[Tuple[Call, CacheEntry]], ttl: Any = None) -> None:
         # encode every entry first: an unserializable value fails the batch before any write
@@ -454,6 +508,8 @@ class DiskCache(BaseCache):
                     self._cache.set(skey, data, expire=secs)
         except _STORAGE_ERRORS as e:
             raise self._failed("set_many", e) from e
+        finally:
+            self._forget_near()
 
     def _delete(self, call: Call) -> bool:
         skey = self._storage_key(call)
@@ -470,6 +526,8 @@ class DiskCache(BaseCache):
                 return expires_at is None or expires_at > time.time()
         except _STORAGE_ERRORS as e:
             raise self._failed("delete", e) from e
+        finally:
+            self._forget_near()
 
     def _scan(self) -> Iterator[Tuple[Any, CacheEntry]]:
         """``(storage key, entry)`` of every live, readable entry; unreadable ones are
@@ -505,6 +563,8 @@ class DiskCache(BaseCache):
             self._cache.clear()
         except _STORAGE_ERRORS as e:
             raise self._failed("clear", e) from e
+        finally:
+            self._forget_near()
 
     def _size(self) -> int:
         try:
@@ -525,6 +585,8 @@ class DiskCache(BaseCache):
                     removed += bool(self._cache.delete(skey))
         except _STORAGE_ERRORS as e:
             raise self._failed("cache_clear", e) from e
+        finally:
+            self._forget_near()
         return removed
 
     def close(self) -> None:

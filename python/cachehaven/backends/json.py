@@ -36,6 +36,7 @@ from ..entry import MISSING, CacheEntry
 from ..errors import BackendError, ConfigError, SerializationError
 from ..memoize import check_ttl
 from ..serialize import Record, record_from_jsonable, record_to_jsonable
+from ._near import DEFAULT_NEAR_ENTRIES, NearCache, check_capacity
 
 __all__ = ["JsonCache"]
 
@@ -48,6 +49,10 @@ STALE_TEMP_AGE = 60.0
 
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+#: A file is kept in the near cache only once its mtime is this far in the past (ns): a later
+#: write then always has a later mtime, even on file systems with coarse timestamps.
+_SETTLED_NS = 2_000_000_000
 
 _ABSENT: Any = object()  # no file (a plain miss)
 _UNREADABLE: Any = object()  # a file that cannot be decoded (a miss plus a warning)
@@ -74,10 +79,17 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def _ident(st: os.stat_result) -> Tuple[int, int, int, int]:
+    """A file's identity: device, inode, mtime and size. Every write of the cache makes a new
+    file (temp + rename), so a changed entry has a new identity."""
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 class JsonCache(BaseCache):
     """A cache of human-readable JSON files, one per entry, in the directory ``path``.
 
-    ``JsonCache(path, exclude=None, *, ttl=None, key_scheme="blake3", serializer=None)``
+    ``JsonCache(path, exclude=None, *, ttl=None, key_scheme="blake3", serializer=None,
+    near_cache=1024)``
 
     * ``path``: the directory (created if missing). Files are named by the key digest only.
     * ``ttl``: default time-to-live (seconds or timedelta) for entries; ``memoize(ttl=...)``
@@ -88,6 +100,12 @@ class JsonCache(BaseCache):
       recomputing their key.
     * ``serializer``: only ``None`` or ``"json"`` (the files are the tagged JSON form):
       anything else raises ``ConfigError``.
+    * ``near_cache``: how many decoded values this object keeps in memory (0: none). A hit
+      on one costs a ``stat`` instead of a read and a decode, and is served only while the
+      file is still the one it was read from (same inode, mtime and size), so a write by any
+      process is seen at once. Files are kept only once they are two seconds old, which
+      makes the check safe on file systems with coarse timestamps; editing a file in place
+      while restoring its mtime and size would defeat it (``near_cache=0`` then).
 
     Every value the JSON serializer supports round-trips exactly (tuples, sets, bytes,
     datetimes, int dict keys, ``...``); others raise ``SerializationError`` at ``set`` time,
@@ -109,6 +127,7 @@ class JsonCache(BaseCache):
         ttl: Any = None,
         key_scheme: str = "blake3",
         serializer: Any = None,
+        near_cache: int = DEFAULT_NEAR_ENTRIES,
     ) -> None:
         super().__init__(exclude, key_scheme=key_scheme)
         if serializer is not None and serializer != "json" and getattr(serializer, "name", None) != "json":
@@ -125,6 +144,8 @@ class JsonCache(BaseCache):
         self._path = os.path.abspath(os.path.expanduser(fs_path))
         self._ttl = check_ttl(ttl)
         self._ahvn = self.key_scheme == "ahvn"
+        capacity = check_capacity(near_cache)
+        self._near = NearCache(capacity) if capacity else None
         if os.path.exists(self._path) and not os.path.isdir(self._path):
             raise ConfigError(f"path {self._path!r} exists and is not a directory")
         try:
@@ -172,8 +193,8 @@ class JsonCache(BaseCache):
             except OSError:
                 pass  # gone already, or another process's business
 
-    def _read(self, name: str) -> Tuple[Any, Optional[Tuple[int, int, int]]]:
-        """A file's parsed JSON and its identity (device, inode, mtime), ``_ABSENT`` if there
+    def _read(self, name: str) -> Tuple[Any, Optional[Tuple[int, int, int, int]]]:
+        """A file's parsed JSON and its identity (:func:`_ident`), ``_ABSENT`` if there
         is no such file, or ``_UNREADABLE`` (after a warning) if it cannot be decoded."""
         full = self._file(name)
         try:
@@ -187,7 +208,7 @@ class JsonCache(BaseCache):
             return _UNREADABLE, None
         except OSError as e:
             raise BackendError(f"JsonCache: cannot read {full!r}: {_reason(e)}") from e
-        ident = (st.st_dev, st.st_ino, st.st_mtime_ns)
+        ident = _ident(st)
         try:
             return json.loads(data.decode("utf-8")), ident
         except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -206,13 +227,13 @@ class JsonCache(BaseCache):
             return None
         return record.entry, record.key, record.expires_at
 
-    def _unlink_if_same(self, name: str, ident: Optional[Tuple[int, int, int]]) -> bool:
+    def _unlink_if_same(self, name: str, ident: Optional[Tuple[int, int, int, int]]) -> bool:
         """Delete a file if it is still the one that was read (not a newer write)."""
         full = self._file(name)
         try:
             if ident is not None:
                 st = os.stat(full)
-                if (st.st_dev, st.st_ino, st.st_mtime_ns) != ident:
+                if _ident(st) != ident:
                     return False
             os.unlink(full)
             return True
@@ -223,7 +244,7 @@ class JsonCache(BaseCache):
 
     def _stored(
         self, call: Call
-    ) -> Optional[Tuple[str, Optional[Tuple[int, int, int]], CacheEntry, Optional[float]]]:
+    ) -> Optional[Tuple[str, Optional[Tuple[int, int, int, int]], CacheEntry, Optional[float]]]:
         """``(file name, file identity, entry, expires_at)`` of the readable record stored for
         ``call`` (expired or not), or None when there is none, it is unreadable, or it belongs
         to another call."""
@@ -333,8 +354,34 @@ class JsonCache(BaseCache):
         return self._load(call)
 
     def _fetch_value(self, call: Call) -> Any:
-        entry = self._load(call)
-        return MISSING if entry is None else entry.value
+        near = self._near
+        if near is None:
+            entry = self._load(call)
+            return MISSING if entry is None else entry.value
+        name = self._name(call)
+        try:
+            st = os.stat(self._file(name))
+        except FileNotFoundError:
+            near.discard(name)
+            return MISSING
+        except OSError:
+            pass  # the full read reports it
+        else:
+            value = near.get(name, _ident(st), call.key.bytes, time.time())
+            if value is not MISSING:
+                return value
+        stored = self._stored(call)
+        if stored is None:
+            return MISSING
+        name, ident, entry, expires_at = stored
+        now = time.time()
+        if expires_at is not None and expires_at <= now:
+            self._unlink_if_same(name, ident)
+            return MISSING
+        value = entry.value
+        if ident is not None and time.time_ns() - ident[2] > _SETTLED_NS:
+            near.put(name, ident, call.key.bytes, expires_at, value)
+        return value
 
     def _fetch_many(self, calls: Sequence[Call]) -> List[Any]:
         return [self._fetch_value(c) for c in calls]
