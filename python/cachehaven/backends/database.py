@@ -456,6 +456,25 @@ class DatabaseCache(BaseCache):
             None if self._json_content and self._ahvn else _RawStatement(self._upsert, self._engine.dialect)
         )
         self._raw_cleanup = _RawStatement(self._cleanup, self._engine.dialect) if self._has_expiry else None
+        self._raw_put_many = self._bulk_upsert_statement()
+
+    def _bulk_upsert_statement(self) -> Optional[_RawStatement]:
+        """PostgreSQL: one upsert of any number of rows, whose columns travel as four array
+        parameters (``INSERT ... SELECT * FROM unnest(...) ON CONFLICT ...``): one statement,
+        one plan and one round trip for a whole batch. None elsewhere (MySQL's driver already
+        folds ``executemany`` into multi-row INSERTs; SQLite runs in-process)."""
+        if self.provider != "postgresql" or self._ahvn:
+            return None
+        q = self._quote
+        cols = ("key", "func", "record", "expires_at")
+        casts = ("text[]", "text[]", "bytea[]", "double precision[]")
+        arrays = ", ".join(f"%({c})s::{cast}" for c, cast in zip(cols, casts))
+        sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in cols[1:])
+        sql = (
+            f"INSERT INTO {q(self.table)} ({', '.join(q(c) for c in cols)}) "
+            f"SELECT * FROM unnest({arrays}) ON CONFLICT ({q('key')}) DO UPDATE SET {sets}"
+        )
+        return _RawStatement.from_text(sql, cols)
 
     def _upsert_statement(self) -> Any:
         t = self._table
@@ -755,6 +774,10 @@ class DatabaseCache(BaseCache):
         if not rows:
             return
         batch = list(rows.values())
+        if self._raw_put_many is not None:
+            columns = {c: [row[c] for row in batch] for c in self._raw_put_many.names}
+            self._raw("set_many", self._raw_put_many, {**columns, "now": time.time()}, False)
+            return
         self._run_transaction("set_many", lambda conn: conn.execute(self._upsert, batch))
         self._cleanup_if_due()
 
@@ -901,9 +924,18 @@ class _RawStatement:
         self.positional: bool = bool(compiled.positional)
         self.names: Tuple[str, ...] = tuple(compiled.positiontup or ()) if self.positional else ()
 
+    @classmethod
+    def from_text(cls, sql: str, names: Tuple[str, ...]) -> "_RawStatement":
+        """A statement written for the driver's named paramstyle, with parameters ``names``."""
+        self = cls.__new__(cls)
+        self.sql, self.positional, self.names = sql, False, names
+        return self
+
     def params(self, values: Dict[str, Any]) -> Any:
         if self.positional:
             return tuple(values[n] for n in self.names)
+        if self.names:  # a text statement: its own parameters only
+            return {n: values[n] for n in self.names}
         return values
 
 
