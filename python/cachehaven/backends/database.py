@@ -925,7 +925,7 @@ class _RawStatement:
         self.names: Tuple[str, ...] = tuple(compiled.positiontup or ()) if self.positional else ()
 
     @classmethod
-    def from_text(cls, sql: str, names: Tuple[str, ...]) -> "_RawStatement":
+    def from_text(cls, sql: str, names: Tuple[str, ...]) -> _RawStatement:
         """A statement written for the driver's named paramstyle, with parameters ``names``."""
         self = cls.__new__(cls)
         self.sql, self.positional, self.names = sql, False, names
