@@ -11,6 +11,7 @@ import datetime
 import decimal
 import json
 import math
+import os
 import shutil
 import socket
 import subprocess
@@ -760,6 +761,55 @@ def test_threads_mixed_operations(target: Target):
         for i in range(rounds):
             assert cache.get("own", t=t, i=i) == (... if i % 7 == 0 else (t, i))
     assert len(cache) == n_threads * (rounds - removed) + n_threads * 5 + 5
+
+
+def test_small_pool_many_threads_never_starves(target: Target):
+    """Connections kept hot between single-statement calls never starve the pool's other
+    users (iteration, len, batches), even with pool_size=1 and 12 threads."""
+    if target.kind == "sqlite-memory":
+        pytest.skip("one shared connection")
+    cache = target.make(pool_size=1, engine_options={"pool_timeout": 5})
+    cache.set_many("k", [({"i": i}, i) for i in range(20)])
+    errors: List[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for r in range(15):
+                assert cache.get("k", i=r) == r
+                cache.set("t", output=r, t=t)
+                if r % 5 == t % 5:
+                    assert len(list(cache)) >= 20
+                    assert cache.get_many("k", [{"i": 1}, {"i": 2}]) == [1, 2]
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(12)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_uses_its_own_connections(target: Target):
+    if target.kind == "sqlite-memory":
+        pytest.skip("an in-memory database is not shared with a child")
+    cache = target.make()
+    cache.set("f", output="parent", x=1)
+    assert cache.get("f", x=1) == "parent"  # a hot connection now exists in the parent
+    pid = os.fork()
+    if pid == 0:  # the child: works on its own connections, then leaves without cleanup
+        code = 1
+        try:
+            cache.set("f", output="child", x=2)
+            code = 0 if cache.get("f", x=1) == "parent" and cache.get("f", x=2) == "child" else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache.get("f", x=2) == "child"  # and the parent's connections still work
+    assert cache.get("f", x=1) == "parent"
 
 
 # ---------------------------------------------------------------- a failing server

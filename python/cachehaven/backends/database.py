@@ -71,6 +71,9 @@ _BUSY_TIMEOUT = 30.0  # seconds SQLite waits for another writer's lock
 #: MySQL tables: transactional, and UTF-8 whatever the server's default charset
 _MYSQL_TABLE: Dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 _PING_AFTER = 1.0  # a pooled server connection idle this long is pinged before use
+#: At most this many connections skip the pool between single-statement calls (see _raw);
+#: the pool's other connections stay free for everything else.
+_HOT_CONNECTIONS = 4
 
 
 def _canonical_provider(provider: str) -> str:
@@ -189,6 +192,11 @@ class DatabaseCache(BaseCache):
         self._memory = self.provider == "sqlite" and (sa_url.database or ":memory:") == ":memory:"
         self._lock: Any = threading.RLock() if self._memory else _NoLock()
         self._engine = self._create_engine(sa_url, pool_size, dict(engine_options or {}))
+        # Connections (with a cursor) kept out of the pool between single-statement calls,
+        # most recently used last: see _raw.
+        self._hot: List[Tuple[Any, Any, float]] = []
+        self._hot_max = 0 if self._memory else min(pool_size, _HOT_CONNECTIONS)
+        self._pid = os.getpid()
         dbapi = getattr(self._engine.dialect, "loaded_dbapi", None) or self._engine.dialect.dbapi
         #: what a failing database raises: SQLAlchemy's errors, the driver's, and socket errors
         self._failures: Tuple[Type[BaseException], ...] = (sa_exc.SQLAlchemyError, OSError, dbapi.Error)
@@ -580,30 +588,76 @@ class DatabaseCache(BaseCache):
         return self._run(op, transaction)
 
     def _raw(self, op: str, stmt: _RawStatement, params: Dict[str, Any], fetch: bool) -> Any:
-        """Execute one precompiled statement on a pooled DBAPI connection (the fast path)."""
+        """Execute one precompiled statement on a DBAPI connection (the fast path).
+
+        The connection comes from a small stack of *hot* connections that skip the pool's
+        checkout and checkin (with their events and bookkeeping) between calls; one idle for
+        longer than :data:`_PING_AFTER` goes back to the pool and a checkout, which pings,
+        replaces it. After a failure every hot connection goes back to the pool, which
+        replaces any as old as the failed one."""
         if self._closed:
             raise BackendError(f"DatabaseCache({self.provider}): {op} failed: the cache is closed")
         with self._lock:
+            hot = self._hot
+            if self._pid != os.getpid():  # a forked child: never touch the parent's sockets
+                hot = self._hot = []
+                self._pid = os.getpid()
+                self._engine.dispose(close=False)  # the pool forgets them too (SQLAlchemy's advice)
             try:
-                raw = self._engine.raw_connection()
-            except self._failures as e:
-                raise self._error(op, e) from e
-            cursor = None
+                raw, cursor, used = hot.pop()
+            except IndexError:
+                raw = cursor = None
+            else:
+                if time.monotonic() - used > _PING_AFTER:
+                    self._release(raw, cursor)
+                    raw = cursor = None
+            if raw is None:
+                try:
+                    raw = self._engine.raw_connection()
+                except self._failures as e:
+                    raise self._error(op, e) from e
             try:
-                cursor = raw.cursor()
+                if cursor is None:
+                    cursor = raw.cursor()
                 cursor.execute(stmt.sql, stmt.params(params))
-                row = cursor.fetchone() if fetch else None
-                cursor.close()
+                # fetchall: the statement is finished, so SQLite holds no read snapshot
+                row = (cursor.fetchall() or None) if fetch else None
                 if self.provider == "sqlite" and not fetch:
                     raw.commit()
                 if not fetch and self._has_expiry:
                     self._maybe_cleanup(raw, params.get("now"))
-                return row
             except Exception as e:
                 self._after_failure(raw, cursor, e)
+                self._release(raw, cursor)
+                self._drain_hot()
                 raise self._error(op, e) from e
-            finally:
-                raw.close()
+            if len(hot) < self._hot_max and not self._closed:
+                hot.append((raw, cursor, time.monotonic()))
+            else:
+                self._release(raw, cursor)
+            return None if row is None else row[0]
+
+    def _drain_hot(self) -> None:
+        """Return every hot connection to the pool."""
+        while True:
+            try:
+                raw, cursor, _ = self._hot.pop()
+            except IndexError:
+                return
+            self._release(raw, cursor)
+
+    @staticmethod
+    def _release(raw: Any, cursor: Any) -> None:
+        """Return a connection to the pool (closing its cursor); never raises."""
+        try:
+            if cursor is not None:
+                cursor.close()
+        except Exception:
+            pass
+        try:
+            raw.close()
+        except Exception:
+            pass
 
     def _after_failure(self, raw: Any, cursor: Any, e: Exception) -> None:
         """After a failed statement on a raw connection: if the connection was lost, drop it
@@ -872,6 +926,7 @@ class DatabaseCache(BaseCache):
         """Dispose of the connection pool. An in-memory SQLite database is gone after this;
         other databases keep their data, and further calls raise BackendError."""
         self._closed = True
+        self._drain_hot()
         self._engine.dispose()
 
     def __repr__(self) -> str:
