@@ -559,6 +559,8 @@ class DatabaseCache(BaseCache):
         if self._closed:
             raise BackendError(f"DatabaseCache({self.provider}): {op} failed: the cache is closed")
         with self._lock:
+            if self._pid != os.getpid():
+                self._forked()
             try:
                 with self._engine.connect() as conn:
                     return work(conn)
@@ -598,11 +600,9 @@ class DatabaseCache(BaseCache):
         if self._closed:
             raise BackendError(f"DatabaseCache({self.provider}): {op} failed: the cache is closed")
         with self._lock:
+            if self._pid != os.getpid():
+                self._forked()
             hot = self._hot
-            if self._pid != os.getpid():  # a forked child: never touch the parent's sockets
-                hot = self._hot = []
-                self._pid = os.getpid()
-                self._engine.dispose(close=False)  # the pool forgets them too (SQLAlchemy's advice)
             try:
                 raw, cursor, used = hot.pop()
             except IndexError:
@@ -636,6 +636,13 @@ class DatabaseCache(BaseCache):
             else:
                 self._release(raw, cursor)
             return None if row is None else row[0]
+
+    def _forked(self) -> None:
+        """In a forked child: forget the parent's connections without touching their
+        sockets (the hot ones and the pool's, as SQLAlchemy advises), and open new ones."""
+        self._hot = []
+        self._pid = os.getpid()
+        self._engine.dispose(close=False)
 
     def _drain_hot(self) -> None:
         """Return every hot connection to the pool."""
