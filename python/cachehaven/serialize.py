@@ -406,7 +406,13 @@ def _enc_time(obj: datetime.time, depth: int) -> Dict[str, Any]:
 
 
 def _enc_path(obj: pathlib.PurePath, depth: int) -> Dict[str, Any]:
-    return {TAG: "path", "kind": type(obj).__name__, "v": str(obj)}
+    text = str(obj)
+    if str(type(obj)(text)) != text:  # e.g. PureWindowsPath("//a/"): a UNC drive with no share
+        raise SerializationError(
+            f"{type(obj).__name__}({text!r}) does not survive a round trip through its string "
+            "form, so it cannot be stored exactly"
+        )
+    return {TAG: "path", "kind": type(obj).__name__, "v": text}
 
 
 _ENCODERS: Dict[type, Callable[[Any, int], Any]] = {
