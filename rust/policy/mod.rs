@@ -500,9 +500,15 @@ impl Policy {
 
     /// [`Policy::on_insert`] for a store with a byte budget: an entry heavier than half of
     /// `max_bytes` must out-score what it displaces (see the module docs).
+    ///
+    /// A byte-bounded store counts frequencies from its first entry (its capacity in entries
+    /// is only an estimate, and a large value needs frequencies to be judged by).
     pub fn on_insert_weighted(&mut self, i: u32, hash: u64, weight: u64, max_bytes: Option<u64>) {
+        if max_bytes.is_some() && self.adaptive.as_ref().is_some_and(|a| a.sketch.is_none()) {
+            self.start_counting(self.tracked());
+        }
         self.on_insert(i, hash);
-        if self.kind == PolicyKind::TinyLfu && max_bytes.is_some_and(|m| weight > m / 2) {
+        if self.kind != PolicyKind::Lru && max_bytes.is_some_and(|m| weight > m / 2) {
             self.large = i;
         }
     }
@@ -603,7 +609,14 @@ impl Policy {
     /// from one-hit wonders and scans).
     pub fn victim(&self, hash_of: impl Fn(u32) -> u64) -> Option<u32> {
         if let Some(lfu) = self.lfu.as_ref() {
-            return lfu.victim(&self.nodes, self.fresh);
+            // a new entry is not its own victim, unless it is large: then it starts as the
+            // least used like any other and leaves before anything used more often
+            let skip = if self.fresh == self.large {
+                NIL
+            } else {
+                self.fresh
+            };
+            return lfu.victim(&self.nodes, skip);
         }
         if self.large != NIL {
             return Some(self.large_duel(&hash_of));

@@ -398,3 +398,87 @@ fn hottest_lists_protected_first_and_lfu_by_count() {
     );
     assert_eq!(lfu.policy.hottest(100).len(), 10);
 }
+
+#[test]
+fn counting_starts_half_full_with_one_use_per_loaded_entry() {
+    let mut sim = Sim::new(
+        Policy::with_tuning(PolicyKind::TinyLfu, Some(10), tuning()),
+        10,
+    );
+    for k in 0..4 {
+        sim.request(k);
+    }
+    for _ in 0..5 {
+        sim.request(0); // hits while loading: not counted
+    }
+    let sketch = |p: &Policy| {
+        p.adaptive
+            .as_ref()
+            .and_then(|a| a.sketch.as_ref())
+            .is_some()
+    };
+    assert!(
+        !sketch(&sim.policy),
+        "no sketch before the cache is half full"
+    );
+    sim.request(4);
+    sim.request(5);
+    assert!(sketch(&sim.policy));
+    let f = |p: &Policy, k: u64| p.freq(hash(k));
+    assert_eq!(
+        f(&sim.policy, 0),
+        1,
+        "credited once, whatever its hits while loading"
+    );
+    assert_eq!(f(&sim.policy, 3), 1);
+    assert_eq!(f(&sim.policy, 5), 1);
+    sim.request(0);
+    assert_eq!(f(&sim.policy, 0), 2, "counted from then on");
+    assert_eq!(f(&sim.policy, 99), 0);
+}
+
+#[test]
+fn a_byte_bounded_store_counts_from_its_first_entry() {
+    let mut p = Policy::with_tuning(PolicyKind::TinyLfu, Some(1024), tuning());
+    p.on_insert_weighted(0, hash(0), 10, Some(1000));
+    p.settle();
+    assert_eq!(p.freq(hash(0)), 1);
+    let mut q = Policy::with_tuning(PolicyKind::TinyLfu, Some(1024), tuning());
+    q.on_insert(0, hash(0));
+    q.settle();
+    assert_eq!(
+        q.freq(hash(0)),
+        0,
+        "a count-bounded store waits until half full"
+    );
+}
+
+#[test]
+fn lfu_a_large_entry_is_its_own_victim_before_anything_used_more() {
+    let mut p = Policy::new(PolicyKind::Lfu, Some(10));
+    for i in 0..3u32 {
+        p.on_insert(i, hash(u64::from(i)));
+        p.settle();
+        p.on_access(i, hash(u64::from(i)));
+    }
+    p.on_insert(3, hash(3)); // used once, older than the large one
+    p.settle();
+    p.on_insert_weighted(4, hash(4), 80, Some(100));
+    assert_eq!(
+        p.victim(|j| hash(u64::from(j))),
+        Some(3),
+        "the older entry used once first"
+    );
+    p.on_remove(3);
+    assert_eq!(
+        p.victim(|j| hash(u64::from(j))),
+        Some(4),
+        "then the large one itself"
+    );
+    p.on_remove(4);
+    p.settle();
+    assert_eq!(p.tracked(), 3);
+    // an ordinary newcomer is never its own victim
+    p.on_insert_weighted(5, hash(5), 10, Some(100));
+    assert_eq!(p.victim(|j| hash(u64::from(j))), Some(0));
+}
