@@ -9,8 +9,8 @@
 //!
 //! A side is a ring buffer of fingerprints (FIFO order) plus a hash table counting each
 //! fingerprint's occurrences in the ring, so recording, forgetting the oldest and looking up
-//! are all O(1). Memory: about 13 bytes per remembered key, so about 1.3 bytes per entry of
-//! capacity at `n` = 5% of it on each side.
+//! are all O(1). Memory: about 13 bytes per remembered key, so under 1 byte per entry of
+//! capacity at `n` = 3% of it on each side.
 
 use hashbrown::HashTable;
 

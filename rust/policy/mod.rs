@@ -154,7 +154,7 @@ impl Default for Tuning {
             age_factor: 10.0,
             age_min: 1400,
             warm: 0.5,
-            ghost: 0.05,
+            ghost: 0.03,
             step: 1.0,
             accel: 2.0,
             max_step: 0.01,
