@@ -149,7 +149,7 @@ impl Default for Tuning {
         Tuning {
             window: 0.01,
             protected: 0.8,
-            sketch_words: 1.0,
+            sketch_words: 0.5,
             sketch_min_words: 1024,
             age_factor: 10.0,
             age_min: 1400,
