@@ -1,6 +1,6 @@
 //! Eviction policies: which entry leaves when the store is over its limits.
 //!
-//! Entries are slot indices kept in intrusive doubly-linked queues ([`list`]), so every
+//! Entries are slot indices kept in intrusive doubly-linked queues (`list.rs`), so every
 //! operation is O(1) amortised: no scan over entries ever happens.
 //!
 //! * `"adaptive"` ([`PolicyKind::TinyLfu`], the default): W-TinyLFU with an adaptive window.
@@ -8,24 +8,26 @@
 //!   that must beat the main region's LRU victim on estimated frequency (a count-min
 //!   [`sketch::Sketch`] with ageing) to be admitted; the main region is a segmented LRU
 //!   (probation → protected on re-use). The window's share adapts to the workload from ghost
-//!   evidence ([`ghost`]): a miss on a key that recently left the window grows the window, a
+//!   evidence (`ghost.rs`): a miss on a key that recently left the window grows the window, a
 //!   miss on a key recently evicted from the main region shrinks it (ARC's idea applied to the
 //!   W-TinyLFU split), with steps that double while the evidence keeps pointing the same way.
 //!   A big window behaves like LRU (recency-heavy workloads), a small one like frequency-gated
-//!   LFU (loops, scans, skewed popularity). The sketch starts counting once the cache is a
-//!   quarter full, so what was loaded while there was room does not look popular forever. A
-//!   warm candidate that loses its duel is still admitted one time in 128, at random, so
-//!   crafted keys cannot keep hot entries out (hash-flooding defence, as in Caffeine).
+//!   LFU (loops, scans, skewed popularity). The sketch starts counting once the cache is half
+//!   full (a byte-bounded one: at once), crediting each entry loaded until then with one use,
+//!   so a burst of hits while loading does not look like lasting popularity. A warm
+//!   candidate that loses its duel is still admitted one time in 128, at random, so crafted
+//!   keys cannot keep hot entries out (hash-flooding defence, as in Caffeine).
 //! * `"lru"` ([`PolicyKind::Lru`]): one queue, least recently used first out.
-//! * `"lfu"` ([`PolicyKind::Lfu`]): exact in-cache LFU with frequency buckets ([`lfu`]): the
+//! * `"lfu"` ([`PolicyKind::Lfu`]): exact in-cache LFU with frequency buckets (`lfu.rs`): the
 //!   victim is the least recently used entry among the least used; counts start at 1 when an
 //!   entry is stored and are forgotten when it leaves; there is no ageing. A new entry is
 //!   never its own victim.
 //!
 //! Costs per operation: a hit updates the queues and, for `"adaptive"`, increments the sketch
-//! (four counters); a miss also checks the ghost filters and may nudge the window, moving at
-//! most a few entries between regions. Nothing is per-entry-scanned; sketch ageing and ghost
-//! generation swaps touch their whole (small) tables once per many operations.
+//! (four counters); a miss also looks the key up in the ghost lists and may nudge the window,
+//! moving at most a few entries between regions. Nothing scans entries, except two one-off
+//! steps amortised over many operations: sketch ageing (once per ~10 × capacity counts) and
+//! the warm-up credit (once per store, over the entries loaded until half full).
 //!
 //! Large values (byte-bounded stores): under `"adaptive"`, a new entry weighing more than half
 //! of `max_bytes` duels each entry it would displace and stays only while its estimated

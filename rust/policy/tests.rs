@@ -285,7 +285,7 @@ fn skewed_with_scans(n: usize) -> Vec<u64> {
 fn the_window_grows_on_recency_and_shrinks_on_frequency() {
     let cap = 1000;
     let initial = (Tuning::default().window * cap as f64).round() as usize;
-    // recency: the climber must widen the window well past its initial 1%
+    // recency: the adaptation must widen the window well past its initial 1%
     let mut sim = Sim::new(
         Policy::with_tuning(PolicyKind::TinyLfu, Some(cap), tuning()),
         cap,
