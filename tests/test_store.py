@@ -233,7 +233,7 @@ def test_config_properties():
     assert (s.max_entries, s.max_bytes, s.policy) == (10, 1000, "lru")
     d = Store()
     assert (d.max_entries, d.max_bytes, d.policy) == (None, None, "adaptive")
-    assert set(POLICIES) == {"adaptive", "lru"}
+    assert set(POLICIES) == {"adaptive", "lru", "lfu"}
 
 
 def test_unkeyable_key_raises_key_type_error():

@@ -1,37 +1,59 @@
 //! A 4-bit count-min sketch that estimates how often a key was seen recently.
 //!
-//! Sixteen 4-bit counters are packed per `u64`. Each key picks one 64-byte block (eight
-//! words, one cache line) and four counters in four different words of it, so an update
-//! touches one cache line and needs one multiply to place all four counters. An estimate is the minimum of its four counters, so collisions can only
-//! over-estimate. Every `sample_size` increments all counters are halved, which ages old
-//! popularity out (the "reset" of TinyLFU), so the sketch follows shifting workloads.
+//! Sixteen 4-bit counters are packed per `u64`; a key has four counters at depths 0..4, each
+//! in its own word chosen by a differently seeded hash, at nibble `4 * (h & 3) + depth` (the
+//! classic TinyLFU layout of Caffeine's sketch). An estimate is the minimum of the four, so
+//! collisions can only over-estimate.
+//!
+//! Ageing: every `sample_size` increments all counters are halved (TinyLFU's "reset"), and the
+//! increment count is halved and reduced by a quarter of the odd counters (whose halving
+//! dropped half a count each), so ageing keeps a steady pace. Old popularity fades and the
+//! sketch follows shifting workloads.
+//!
+//! Hash flooding: counter positions come from the key hash mixed with a per-sketch random
+//! seed, so an attacker who can predict the store's (fixed-seed) key hash still cannot aim
+//! keys at a hot key's counters.
 
 /// The frequency sketch.
 #[derive(Clone, Debug)]
 pub struct Sketch {
     table: Vec<u64>,
-    mask: usize,
+    mask: u64,
     additions: u32,
     sample_size: u32,
+    seed: u64,
 }
 
-const SEED: u64 = 0x97cb_3127_dc3c_4d8b;
+/// Multipliers of the four depths (from FNV-1a, CityHash and Murmur3, as in Caffeine).
+const SEEDS: [u64; 4] = [
+    0xc3a5_c85c_97cb_3127,
+    0xb492_b66f_be98_f273,
+    0x9ae1_6a3b_2f90_404f,
+    0xcbf2_9ce4_8422_2325,
+];
 
-/// Words per block (one 64-byte cache line).
-const BLOCK: usize = 8;
+const ONE_MASK: u64 = 0x1111_1111_1111_1111;
+const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 
 impl Sketch {
-    /// A sketch sized for a cache of about `capacity` entries.
-    pub fn new(capacity: usize) -> Self {
-        // one 64-bit word (16 counters) per two entries of capacity, at least 8 words
-        // a power of two, so that `mask` keeps every index in bounds (see `slots`)
-        let words = (capacity.max(16) / 2).next_power_of_two().max(BLOCK);
-        let sample = (capacity.max(16) as u64 * 10).min(u32::MAX as u64) as u32;
+    /// A sketch for a cache of about `capacity` entries: `words_per_entry` 64-bit words (16
+    /// counters each) per entry of capacity but at least `min_words`, rounded up to a power of
+    /// two, halving every `sample_size` increments. `seed` salts the counter positions.
+    pub fn new(
+        capacity: usize,
+        words_per_entry: f64,
+        min_words: usize,
+        sample_size: u64,
+        seed: u64,
+    ) -> Self {
+        let want = ((capacity as f64 * words_per_entry).ceil() as usize).max(min_words);
+        let words = want.clamp(8, 1 << 30).next_power_of_two();
         Sketch {
             table: vec![0; words],
-            mask: words / BLOCK - 1,
+            mask: words as u64 - 1,
             additions: 0,
-            sample_size: sample,
+            sample_size: sample_size.clamp(16, u64::from(u32::MAX / 2)) as u32,
+            seed,
         }
     }
 
@@ -40,31 +62,27 @@ impl Sketch {
         self.table.len()
     }
 
-    /// The four (word, bit shift) counter positions of `hash`: a block from the high bits of
-    /// the mixed hash; within it, counter `i` lies in word `2i` or `2i + 1` (so the four are in
-    /// different words) at a nibble chosen by its own four bits.
+    /// The (word, bit shift) of the counter of `hash` at `depth`.
     #[inline(always)]
-    fn slots(&self, hash: u64) -> [(usize, u32); 4] {
-        let h = hash.wrapping_mul(SEED);
-        let block = ((h >> 40) as usize & self.mask) * BLOCK;
-        let bits = (h >> 8) as u32;
-        let mut out = [(0usize, 0u32); 4];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let b = bits >> (i * 5);
-            *slot = (block + 2 * i + (b & 1) as usize, ((b >> 1) & 15) * 4);
-        }
-        out
+    fn slot(&self, hash: u64, depth: usize) -> (usize, u32) {
+        let mut h = hash.wrapping_add(SEEDS[depth]).wrapping_mul(SEEDS[depth]);
+        h = h.wrapping_add(h >> 32);
+        (
+            (h & self.mask) as usize,
+            (((hash & 3) << 2) as u32 + depth as u32) << 2,
+        )
     }
 
     /// The estimated recent frequency of `hash` (0..=15).
     #[inline]
     pub fn frequency(&self, hash: u64) -> u8 {
+        let hash = hash ^ self.seed;
         let mut min = 15u64;
-        for (w, shift) in self.slots(hash) {
+        for depth in 0..4 {
+            let (w, shift) = self.slot(hash, depth);
             debug_assert!(w < self.table.len());
-            // SAFETY: `w = block + 2i + {0,1} <= block + 7`, and `block <= mask * BLOCK` with
-            // `mask == table.len() / BLOCK - 1` (the length is a power-of-two multiple of
-            // BLOCK, fixed at construction), so `w < table.len()` always.
+            // SAFETY: `w = h & mask` with `mask == table.len() - 1` (the length is a power of
+            // two fixed at construction), so `w < table.len()`.
             let word = unsafe { *self.table.get_unchecked(w) };
             min = min.min((word >> shift) & 15);
         }
@@ -74,8 +92,10 @@ impl Sketch {
     /// Count one more occurrence of `hash` (counters saturate at 15).
     #[inline]
     pub fn increment(&mut self, hash: u64) {
+        let hash = hash ^ self.seed;
         let mut added = 0u64;
-        for (w, shift) in self.slots(hash) {
+        for depth in 0..4 {
+            let (w, shift) = self.slot(hash, depth);
             debug_assert!(w < self.table.len());
             // SAFETY: as in `frequency`: `w < self.table.len()`.
             let word = unsafe { self.table.get_unchecked_mut(w) };
@@ -89,12 +109,15 @@ impl Sketch {
         }
     }
 
-    /// Halve every counter (ageing).
+    /// Halve every counter (ageing). O(table), once per `sample_size` increments, so O(1)
+    /// amortised per increment.
     fn reset(&mut self) {
+        let mut odd = 0u32;
         for w in self.table.iter_mut() {
-            *w = (*w >> 1) & 0x7777_7777_7777_7777;
+            odd += (*w & ONE_MASK).count_ones();
+            *w = (*w >> 1) & RESET_MASK;
         }
-        self.additions /= 2;
+        self.additions = (self.additions >> 1).saturating_sub(odd >> 2);
     }
 
     /// Forget everything.
@@ -108,9 +131,13 @@ impl Sketch {
 mod tests {
     use super::*;
 
+    fn sketch(capacity: usize) -> Sketch {
+        Sketch::new(capacity, 1.0, 0, capacity as u64 * 10, 0x1234)
+    }
+
     #[test]
     fn counts_saturate_at_fifteen_and_age() {
-        let mut s = Sketch::new(64);
+        let mut s = sketch(64);
         for _ in 0..40 {
             s.increment(42);
         }
@@ -122,25 +149,49 @@ mod tests {
 
     #[test]
     fn frequent_keys_estimate_higher_than_rare_ones() {
-        let mut s = Sketch::new(1024);
+        let mut s = sketch(1024);
         for k in 0..1000u64 {
-            s.increment(k);
+            s.increment(super::super::mix(k));
         }
+        let hot = super::super::mix(7);
         for _ in 0..5 {
-            s.increment(7);
+            s.increment(hot);
         }
-        assert!(s.frequency(7) >= 5);
-        let rare: u32 = (100..200u64).map(|k| u32::from(s.frequency(k))).sum();
-        assert!(rare < 300, "collisions inflate estimates too much: {rare}");
+        assert!(s.frequency(hot) >= 5);
+        let rare: u32 = (100..200u64)
+            .map(|k| u32::from(s.frequency(super::super::mix(k))))
+            .sum();
+        assert!(rare < 150, "collisions inflate estimates too much: {rare}");
     }
 
     #[test]
     fn sample_size_triggers_reset() {
-        let mut s = Sketch::new(16);
+        let mut s = sketch(16);
         for k in 0..10_000u64 {
             s.increment(k % 3);
         }
         assert!(s.additions < s.sample_size);
         assert!(s.frequency(1) <= 15);
+    }
+
+    #[test]
+    fn the_seed_moves_the_counters() {
+        let mut a = Sketch::new(1024, 1.0, 0, 1 << 30, 1);
+        let b = Sketch::new(1024, 1.0, 0, 1 << 30, 2);
+        for _ in 0..3 {
+            a.increment(99);
+        }
+        let same = (0..4)
+            .filter(|&d| a.slot(99 ^ 1, d) == b.slot(99 ^ 2, d))
+            .count();
+        assert_eq!(same, 0);
+        assert_eq!(a.frequency(99), 3);
+    }
+
+    #[test]
+    fn min_words_and_power_of_two_sizes() {
+        assert_eq!(Sketch::new(10, 1.0, 512, 100, 0).words(), 512);
+        assert_eq!(Sketch::new(1000, 1.0, 0, 100, 0).words(), 1024);
+        assert_eq!(Sketch::new(0, 1.0, 0, 100, 0).words(), 8);
     }
 }

@@ -35,7 +35,10 @@ mod _core {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("FORMAT_VERSION", crate::key::FORMAT_VERSION)?;
         m.add("MAX_DEPTH", super::encode::MAX_DEPTH)?;
-        m.add("POLICIES", ("adaptive", "lru"))?;
+        m.add(
+            "POLICIES",
+            pyo3::types::PyTuple::new(m.py(), crate::policy::NAMES)?,
+        )?;
         Ok(())
     }
 }

@@ -255,7 +255,7 @@ impl Shared {
 }
 
 fn policy_names() -> String {
-    "'adaptive' (default), 'lru'".to_string()
+    PolicyKind::names_for_error()
 }
 
 /// A thread-safe in-memory key-value store with bounded size, TTL and recency + frequency

@@ -349,7 +349,8 @@ impl<V> Store<V> {
                     self.policy.resize(Some(self.len * 2));
                 }
             }
-            self.policy.on_insert(i, hash);
+            self.policy
+                .on_insert_weighted(i, hash, u64::from(weight32), self.config.max_bytes);
         }
         self.enforce_limits();
         self.compact_expiry();
