@@ -8,7 +8,12 @@
 //! Removing a child swap-removes it from each parent's list and fixes the one edge that
 //! moved (found by scanning the moved child's few forward edges), so neither direction ever
 //! scans a long list. A node is freed when its last dependent goes, so memory is bounded by
-//! the live entries' dependency declarations.
+//! the live entries' edges.
+//!
+//! When an entry that others depend on leaves (evicted, expired, deleted, rewritten) while
+//! its dependents stay, they *inherit* its parents ([`Deps::inherit`]): if C depends on B
+//! and B on A, C still goes when A is invalidated after B was evicted. Reachability between
+//! the remaining entries is preserved exactly (the removed vertex is contracted).
 
 use hashbrown::HashTable;
 
@@ -160,6 +165,38 @@ impl Deps {
         self.free.push(n);
     }
 
+    /// Before `child` (stored under `key`) loses its edges while staying depended upon:
+    /// every other slot depending on `key` gains `child`'s parents (not duplicated).
+    pub fn inherit(&mut self, key: &[u8], child: u32) {
+        let parents: Vec<u32> = match self.fwd.get(child as usize) {
+            Some(edges) if !edges.is_empty() => edges.iter().map(|e| e.node).collect(),
+            _ => return,
+        };
+        let Some(n) = self.find(key, fast_hash(key)) else {
+            return;
+        };
+        let dependents = self.nodes[n as usize].dependents.clone();
+        for d in dependents {
+            if d == child {
+                continue;
+            }
+            let mut edges = std::mem::take(&mut self.fwd[d as usize]).into_vec();
+            for &p in &parents {
+                if edges.iter().any(|e| e.node == p) {
+                    continue;
+                }
+                let list = &mut self.nodes[p as usize].dependents;
+                edges.push(Edge {
+                    node: p,
+                    pos: list.len() as u32,
+                });
+                list.push(d);
+                self.edges += 1;
+            }
+            self.fwd[d as usize] = edges.into_boxed_slice();
+        }
+    }
+
     /// The slots depending directly on `parent` (a copy: the caller removes them).
     pub fn dependents(&self, parent: &[u8], hash: u64) -> Vec<u32> {
         match self.find(parent, hash) {
@@ -278,6 +315,41 @@ mod tests {
         assert!(d.is_empty());
         d.check(|_| false).expect("empty");
         assert_eq!(d.index.len(), 0);
+    }
+
+    #[test]
+    fn dependents_inherit_the_parents_of_a_leaving_entry() {
+        let mut d = Deps::new();
+        // slot 1 is "b" (depends on a, x); slots 2, 3 depend on b; slot 3 also on a
+        d.link(1, &[b"a".as_slice(), b"x"]);
+        d.link(2, &[b"b".as_slice()]);
+        d.link(3, &[b"b".as_slice(), b"a"]);
+        d.inherit(b"b", 1);
+        d.unlink(1);
+        d.check(|c| c != 1).expect("consistent");
+        let mut p2 = d.parents(2);
+        p2.sort_unstable();
+        assert_eq!(p2, vec![b"a".as_slice(), b"b", b"x"]);
+        let mut p3 = d.parents(3);
+        p3.sort_unstable();
+        assert_eq!(
+            p3,
+            vec![b"a".as_slice(), b"b", b"x"],
+            "no duplicate edge to a"
+        );
+        let mut a = d.dependents(b"a", h(b"a"));
+        a.sort_unstable();
+        assert_eq!(a, vec![2, 3]);
+        // nothing to inherit: no parents, or nobody depends on the key
+        d.inherit(b"zzz", 2);
+        d.inherit(b"b", 9);
+        d.check(|c| c != 1).expect("consistent");
+        // a self-dependency is not inherited by the leaving slot itself
+        let mut e = Deps::new();
+        e.link(5, &[b"k".as_slice(), b"p"]);
+        e.inherit(b"k", 5);
+        e.unlink(5);
+        assert!(e.is_empty());
     }
 
     #[test]

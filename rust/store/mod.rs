@@ -132,7 +132,10 @@ pub enum Ttl {
 enum Why {
     Evict,
     Expire,
+    /// Removed with its dependents by `invalidate`.
     Invalidate,
+    /// Removed alone for a content-hash mismatch (an INVALIDATE event too).
+    Stale,
     /// Explicit removal (`remove`, `take`, `remove_group`): no event.
     Remove,
 }
@@ -142,7 +145,7 @@ impl Why {
         match self {
             Why::Evict => Some(EventKind::Evict),
             Why::Expire => Some(EventKind::Expire),
-            Why::Invalidate => Some(EventKind::Invalidate),
+            Why::Invalidate | Why::Stale => Some(EventKind::Invalidate),
             Why::Remove => None,
         }
     }
@@ -447,7 +450,7 @@ impl<V> Store<V> {
             let stale = !Self::is_expired(&self.slots[i as usize], now)
                 && self.content_hash_of(i) != Some(want);
             if stale {
-                self.remove_slot(i, hash, Why::Invalidate);
+                self.remove_slot(i, hash, Why::Stale);
                 self.stats.invalidations += 1;
                 return self.miss(key, hash);
             }
@@ -660,7 +663,7 @@ impl<V> Store<V> {
             self.stats.updates += 1;
             self.policy.on_access(i, hash);
             if self.has_meta {
-                self.drop_meta(i);
+                self.drop_meta(i, true);
             }
             i
         } else {
@@ -742,10 +745,14 @@ impl<V> Store<V> {
         }
     }
 
-    /// Forget slot `i`'s extras and dependency edges.
+    /// Forget slot `i`'s extras and dependency edges; with `keep_chains`, entries depending
+    /// on it first inherit its parents (see [`Deps::inherit`]).
     #[inline(never)]
-    fn drop_meta(&mut self, i: u32) {
+    fn drop_meta(&mut self, i: u32, keep_chains: bool) {
         if !self.deps.is_empty() {
+            if keep_chains {
+                self.deps.inherit(self.slots[i as usize].key.as_slice(), i);
+            }
             self.deps.unlink(i);
         }
         if let Some(x) = self.extra.get_mut(i as usize) {
@@ -807,7 +814,8 @@ impl<V> Store<V> {
         }
         self.policy.on_remove(i);
         if self.has_meta {
-            self.drop_meta(i);
+            // an invalidation sweep removes the dependents too: nothing to keep
+            self.drop_meta(i, why != Why::Invalidate);
         }
         let slot = &mut self.slots[i as usize];
         let value = slot.value.take();
@@ -1244,15 +1252,19 @@ mod tests {
         assert!(std::mem::size_of::<Slot<Box<u8>>>() <= 48);
     }
 
-    fn put_ext(s: &mut Store<u64>, n: u64, parents: &[u64], ttl: Ttl, now: u64) {
+    fn put_full(s: &mut Store<u64>, n: u64, parents: &[u64], ttl: Ttl, group: u32, now: u64) {
         let k = key(n);
         let deps: Vec<Vec<u8>> = parents.iter().map(|&p| key(p)).collect();
         let ext = WriteExt {
             depends_on: &deps,
             ..WriteExt::PLAIN
         };
-        s.insert_ext(&k, fast_hash(&k), n, 8, ttl, 0, now, &ext)
+        s.insert_ext(&k, fast_hash(&k), n, 8, ttl, group, now, &ext)
             .expect("insert");
+    }
+
+    fn put_ext(s: &mut Store<u64>, n: u64, parents: &[u64], ttl: Ttl, now: u64) {
+        put_full(s, n, parents, ttl, 0, now);
     }
 
     fn invalidate(s: &mut Store<u64>, n: u64, now: u64) -> usize {
@@ -1348,6 +1360,65 @@ mod tests {
         put(&mut s, 2, 0);
         assert_eq!(invalidate(&mut s, 9, 0), 0);
         assert!(live(&mut s, 2));
+    }
+
+    #[test]
+    fn chains_survive_the_intermediate_leaving_by_any_path() {
+        let sec = 1_000_000_000u64;
+        // C (3) depends on B (2), which depends on A (1); B leaves, then A is invalidated:
+        // C must go too, however B left
+        for how in [
+            "evict",
+            "expire",
+            "remove",
+            "take",
+            "overwrite",
+            "stale",
+            "group",
+        ] {
+            let mut s: Store<u64> = Store::new(Config {
+                max_entries: Some(3),
+                policy: PolicyKind::Lru,
+                ..Config::default()
+            });
+            put(&mut s, 1, 0);
+            let b_ttl = if how == "expire" {
+                Ttl::After(sec)
+            } else {
+                Ttl::Default
+            };
+            let b_group = if how == "group" { 5 } else { 0 };
+            put_full(&mut s, 2, &[1], b_ttl, b_group, 0);
+            put_ext(&mut s, 3, &[2], Ttl::Default, 0);
+            let kb = key(2);
+            let hb = fast_hash(&kb);
+            let mut now = 0;
+            match how {
+                "evict" => {
+                    get(&mut s, 1, 0);
+                    get(&mut s, 3, 0);
+                    put(&mut s, 4, 0); // LRU victim: 2
+                }
+                "expire" => {
+                    now = 2 * sec;
+                    s.purge_expired(now);
+                }
+                "remove" => assert!(s.remove(&kb, hb, 0)),
+                "take" => assert_eq!(s.take(&kb, hb, 0), Some(2)),
+                "overwrite" => put_ext(&mut s, 2, &[9], Ttl::Default, 0),
+                "stale" => assert!(s.get_checked(&kb, hb, 0, b"x").is_none()),
+                _ => assert_eq!(s.remove_group(5), 1),
+            }
+            assert!(
+                s.peek(&kb, hb, now).is_none() || how == "overwrite",
+                "{how}: B gone"
+            );
+            assert!(live(&mut s, 3), "{how}: C still stored");
+            s.check_invariants().expect("invariants");
+            invalidate(&mut s, 1, now);
+            assert!(!live(&mut s, 3), "{how}: C outlived A's invalidation");
+            s.check_invariants().expect("invariants");
+        }
     }
 
     #[test]
