@@ -479,10 +479,10 @@ impl Shared {
 fn parse_kind(kind: &str) -> PyResult<EventKind> {
     EventKind::parse(kind).ok_or_else(|| {
         PyValueError::new_err(format!(
-            "kind must be one of {}; got {kind:?}",
+            "kind must be one of {} (any case); got '{kind}'",
             EventKind::ALL
                 .iter()
-                .map(|k| format!("{:?}", k.name()))
+                .map(|k| format!("'{}'", k.name()))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
@@ -837,7 +837,7 @@ impl PyStore {
         }
         let Some(target) = found else {
             return Err(PyValueError::new_err(format!(
-                "callback is not subscribed to {:?}",
+                "callback is not subscribed to '{}'",
                 k.name()
             )));
         };
