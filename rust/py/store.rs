@@ -710,6 +710,9 @@ impl PyStore {
         warmup: bool,
     ) -> PyResult<()> {
         let ttl = parse_ttl("ttl", ttl)?;
+        if depends_on.is_none() && content_hash.is_none() && !warmup {
+            return self.set_impl(key, value, ttl, &WriteExt::PLAIN);
+        }
         let deps = parse_depends_on(depends_on)?;
         let ch = parse_content_hash(content_hash)?;
         let ext = WriteExt {
@@ -1113,8 +1116,15 @@ impl PyStore {
         warmup: bool,
     ) -> PyResult<bool> {
         let ttl = parse_ttl("ttl", ttl)?;
-        let deps = parse_raw_depends_on(depends_on)?;
-        let ch = parse_content_hash(content_hash)?;
+        let plain = depends_on.is_none() && content_hash.is_none() && !warmup;
+        let (deps, ch) = if plain {
+            (Vec::new(), None)
+        } else {
+            (
+                parse_raw_depends_on(depends_on)?,
+                parse_content_hash(content_hash)?,
+            )
+        };
         let ext = WriteExt {
             depends_on: &deps,
             content_hash: ch.as_deref(),

@@ -32,6 +32,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 pub use deps::Deps;
 pub use events::{EventKind, Notice, RawEvent, Ring};
@@ -127,6 +128,11 @@ pub enum Ttl {
     After(u64),
 }
 
+/// Values that left the store during one operation. Most operations drop at most a few
+/// (an overwrite one, an insert one eviction), so they stay inline: handing them to the
+/// caller allocates nothing.
+pub type Graveyard<V> = SmallVec<[V; 4]>;
+
 /// Why an entry leaves the store (which event it makes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Why {
@@ -216,7 +222,7 @@ pub struct Store<V> {
     ttl_entries: usize,
     group_counts: Vec<u32>,
     stats: Stats,
-    graveyard: Vec<V>,
+    graveyard: Graveyard<V>,
     /// Whether any event / learning / warm-up bookkeeping is needed on lookups.
     watch: bool,
     /// Whether any entry ever had extras or dependencies (guards the removal path).
@@ -253,7 +259,7 @@ impl<V> Store<V> {
             ttl_entries: 0,
             group_counts: Vec::new(),
             stats: Stats::default(),
-            graveyard: Vec::new(),
+            graveyard: Graveyard::new(),
             watch: false,
             has_meta: false,
             extra: Vec::new(),
@@ -360,7 +366,7 @@ impl<V> Store<V> {
     }
 
     /// Values that left the store since the last call; drop them outside any lock.
-    pub fn take_graveyard(&mut self) -> Vec<V> {
+    pub fn take_graveyard(&mut self) -> Graveyard<V> {
         std::mem::take(&mut self.graveyard)
     }
 
