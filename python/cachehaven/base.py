@@ -590,6 +590,22 @@ class _SingleFlight:
             if latch.error is not None:
                 raise latch.error
             return latch.value
+        return self._lead(key, latch, compute)
+
+    def try_run(self, key: _core.Key, compute: Callable[[], Any]) -> bool:
+        """Run ``compute`` as the leader of ``key``'s flight, unless a flight for ``key`` is
+        already in progress: then return False at once, without waiting (a background
+        prefetch must never block behind a caller's miss; that miss stores the value anyway).
+        Callers that arrive while it runs wait for it as for any leader. Returns True when
+        it ran; ``compute``'s exception propagates (and reaches those waiters)."""
+        with self._lock:
+            if key in self._inflight:
+                return False
+            latch = self._inflight[key] = _Latch()
+        self._lead(key, latch, compute)
+        return True
+
+    def _lead(self, key: _core.Key, latch: _Latch, compute: Callable[[], Any]) -> Any:
         try:
             latch.value = compute()
             return latch.value
