@@ -1,6 +1,6 @@
 """Type stubs for the native core, ``cachehaven._core`` (built from the Rust crate)."""
 
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 __version__: str
 FORMAT_VERSION: int
@@ -70,9 +70,32 @@ class BoundMemoized:
 class KeyedValue:
     """A stored value together with its original (non-decodable) key object."""
 
+_ContentHash = Union[str, bytes, int]
+
+class Event:
+    """One store event (from ``Store.events()`` or given to a subscriber)."""
+
+    @property
+    def kind(self) -> str:
+        """One of HIT, MISS, WRITE, EVICT, EXPIRE, INVALIDATE, WARMUP, PREDICT."""
+    @property
+    def key(self) -> Any:
+        """The entry's key object (a ``Key`` when its bytes cannot be decoded, as for call keys)."""
+    @property
+    def raw_key(self) -> Key:
+        """The entry's canonical key as a ``Key``."""
+    @property
+    def time(self) -> float:
+        """When it happened, in seconds since the epoch (``time.time()``'s clock)."""
+    @property
+    def value(self) -> Any:
+        """The removed value for EVICT / EXPIRE / INVALIDATE events given to subscribers, else None."""
+
 class Store:
     """A thread-safe in-memory key-value store with bounded size, TTL and recency + frequency
-    eviction, implemented in Rust. Keys may be any canonicalizable value."""
+    eviction, implemented in Rust. Keys may be any canonicalizable value. Entries may depend
+    on other keys and carry a content hash; the store can log events, call subscribers and
+    learn which keys follow which."""
 
     def __init__(
         self,
@@ -82,11 +105,41 @@ class Store:
         policy: str = "adaptive",
         weigher: Optional[Callable[[Any, Any], int]] = None,
         clock: Optional[Callable[[], float]] = None,
+        events: int = 0,
+        track_patterns: bool = False,
     ) -> None: ...
-    def get(self, key: Any, default: Any = None) -> Any:
-        """The value for ``key``, or ``default``."""
-    def set(self, key: Any, value: Any, ttl: Any = None) -> None:
-        """Store ``value`` under ``key`` with an optional per-entry ``ttl``."""
+    def get(self, key: Any, default: Any = None, *, content_hash: Optional[_ContentHash] = None) -> Any:
+        """The value for ``key``, or ``default``. With ``content_hash``, an entry stored with a
+        different hash (or none) is removed (INVALIDATE) and the lookup is a miss."""
+    def set(
+        self,
+        key: Any,
+        value: Any,
+        ttl: Any = None,
+        *,
+        depends_on: Optional[Iterable[Any]] = None,
+        content_hash: Optional[_ContentHash] = None,
+        warmup: bool = False,
+    ) -> None:
+        """Store ``value`` under ``key`` with an optional per-entry ``ttl``, dependencies,
+        content hash, or as a prefetched (``warmup``) entry."""
+    def invalidate(self, key: Any) -> int:
+        """Remove ``key`` and every entry depending on it, transitively; returns how many."""
+    def predict_next(self, key: Any, n: int = 3) -> list[Any]:
+        """Up to ``n`` keys that most often followed ``key`` (needs ``track_patterns``)."""
+    @property
+    def track_patterns(self) -> bool:
+        """Whether successor frequencies are learned (settable)."""
+    @track_patterns.setter
+    def track_patterns(self, on: bool) -> None: ...
+    def events(self, n: Optional[int] = None) -> list[Event]:
+        """The newest ``n`` logged events (all with None), oldest first."""
+    def subscribe(self, kind: str, callback: Callable[[Event], Any]) -> None:
+        """Call ``callback(event)`` for each event of ``kind``, after the operation finishes."""
+    def unsubscribe(self, kind: str, callback: Callable[[Event], Any]) -> None:
+        """Stop calling ``callback`` for ``kind`` (ValueError if it was not subscribed)."""
+    def hot_entries(self, n: int = 10) -> list[tuple[Any, Any]]:
+        """Up to ``n`` (key, value) pairs the eviction policy values most, most valuable first."""
     def pop(self, key: Any, *default: Any) -> Any:
         """Remove ``key`` and return its value (``default`` or KeyError if absent)."""
     def keys(self) -> list[Any]:
@@ -98,7 +151,8 @@ class Store:
     def clear(self) -> None:
         """Remove every entry."""
     def stats(self) -> dict[str, Any]:
-        """Counters and sizes."""
+        """Counters and sizes (hits, misses, hit_rate, evictions, expirations, invalidations,
+        warmups, prediction_hits, prediction_accuracy, entries, bytes, ...)."""
     @property
     def max_entries(self) -> Optional[int]: ...
     @property
@@ -112,12 +166,28 @@ class Store:
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[Any]: ...
     def _check(self) -> None: ...
-    def _get_raw(self, key: Key) -> Any: ...
+    def _get_raw(self, key: Key, content_hash: Optional[_ContentHash] = None) -> Any: ...
     def _peek_raw(self, key: Key) -> Any: ...
     def _set_raw(
-        self, key: Key, record: Any, group: int = 0, ttl: Any = None, weigh_value: Any = None
+        self,
+        key: Key,
+        record: Any,
+        group: int = 0,
+        ttl: Any = None,
+        weigh_value: Any = None,
+        *,
+        depends_on: Optional[Iterable[Key]] = None,
+        content_hash: Optional[_ContentHash] = None,
+        warmup: bool = False,
     ) -> bool: ...
     def _remove_raw(self, key: Key) -> bool: ...
+    def _invalidate_raw(self, key: Key) -> int: ...
+    def _predict_raw(self, key: Key, n: int = 3) -> list[Key]: ...
+    def _dump(
+        self,
+    ) -> list[tuple[Key, Any, int, Optional[float], Optional[_ContentHash], list[Key]]]:
+        """Live entries, coldest first: (key, record, group, ttl_left, content_hash, parents)."""
+    def _meta_raw(self, key: Key) -> Optional[tuple[Optional[_ContentHash], list[Key]]]: ...
     def _records(self) -> list[Any]: ...
     def _remove_group(self, group: int) -> int: ...
     def _group_len(self, group: int) -> int: ...

@@ -21,6 +21,14 @@ pub struct Key {
 }
 
 impl Key {
+    /// A key for canonical `bytes`.
+    pub fn from_bytes(bytes: &[u8]) -> Key {
+        Key {
+            bytes: bytes.into(),
+            hash: fast_hash(bytes),
+        }
+    }
+
     /// Wrap finished canonical bytes.
     pub fn from_buf(buf: &KeyBuf) -> Key {
         let bytes: Box<[u8]> = buf.as_slice().into();

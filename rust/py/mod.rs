@@ -5,6 +5,7 @@ pub mod binder;
 pub mod decode;
 pub mod encode;
 pub mod errors;
+pub mod event;
 pub mod gilcell;
 pub mod key;
 pub mod memo;
@@ -21,6 +22,8 @@ mod _core {
     use super::decode::py_decode;
     #[pymodule_export]
     use super::encode::py_encode;
+    #[pymodule_export]
+    use super::event::Event;
     #[pymodule_export]
     use super::key::{blake3_int, call_key, md5_int, Key, RawKey};
     #[pymodule_export]

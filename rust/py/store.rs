@@ -6,22 +6,25 @@
 //! work. Python is never called while it is held: the clock and the weigher run before
 //! borrowing, values are cloned (an incref, which runs no Python) under it, and values that
 //! leave the store are dropped (a decref, which can run `__del__`) only after it ends.
+//! Subscriber callbacks are the same: the store queues notices under the borrow, and
+//! [`Shared`] calls the subscribers after releasing it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDelta, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDelta, PyDict, PyInt, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::encode::{encode, Notes};
+use super::event::Event;
 use super::gilcell::GilCell;
 use super::key::Key;
 use crate::hash::fast_hash;
 use crate::key::KeyBuf;
 use crate::policy::PolicyKind;
-use crate::store::{Config, Rejected, Store as RawStore, Ttl};
+use crate::store::{Config, EventKind, Notice, Rejected, Store as RawStore, Ttl, WriteExt};
 
 /// A value stored under a key whose bytes cannot be decoded back (enum, dataclass, ...):
 /// the original key object travels with the value so iteration can return it.
@@ -125,6 +128,132 @@ pub fn estimate_size(v: &Bound<'_, PyAny>, depth: u32) -> PyResult<u64> {
     }
 }
 
+/// Parse a content hash: `str`, `bytes` or `int` (not bool), or None. The result is a type
+/// tag and the value's bytes, so `"1"`, `b"1"` and `1` are different hashes.
+pub fn parse_content_hash(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<u8>>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(24);
+    if let Ok(s) = v.cast::<PyString>() {
+        out.push(b's');
+        match s.to_str() {
+            Ok(t) => out.extend_from_slice(t.as_bytes()),
+            Err(_) => {
+                // lone surrogates: keep them distinct from any valid string
+                out[0] = b'S';
+                let b = s.call_method1("encode", ("utf-8", "surrogatepass"))?;
+                out.extend_from_slice(b.cast::<PyBytes>()?.as_bytes());
+            }
+        }
+    } else if let Ok(b) = v.cast::<PyBytes>() {
+        out.push(b'b');
+        out.extend_from_slice(b.as_bytes());
+    } else if v.is_instance_of::<PyInt>() && !v.is_instance_of::<PyBool>() {
+        out.push(b'i');
+        match v.extract::<i64>() {
+            Ok(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Err(_) => {
+                let s = v
+                    .cast::<PyInt>()?
+                    .as_any()
+                    .call_method0("__index__")?
+                    .str()?;
+                out.extend_from_slice(s.to_str()?.as_bytes());
+            }
+        }
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "content_hash must be a str, bytes or int (or None), not {}",
+            super::encode::type_name(&v.get_type())
+        )));
+    }
+    Ok(Some(out))
+}
+
+/// The Python object a stored content hash was made from (inverse of `parse_content_hash`).
+pub fn content_hash_object<'py>(py: Python<'py>, h: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let (tag, body) = h
+        .split_first()
+        .ok_or_else(|| PyValueError::new_err("empty hash"))?;
+    match tag {
+        b's' => Ok(PyString::new(py, std::str::from_utf8(body)?).into_any()),
+        b'S' => PyBytes::new(py, body).call_method1("decode", ("utf-8", "surrogatepass")),
+        b'b' => Ok(PyBytes::new(py, body).into_any()),
+        b'i' => py.get_type::<PyInt>().call1((std::str::from_utf8(body)?,)),
+        _ => Err(PyValueError::new_err("corrupt content hash")),
+    }
+}
+
+/// Reject a bare string / bytes given where an iterable of keys belongs (iterating it would
+/// make one key per character).
+fn check_key_iterable(v: &Bound<'_, PyAny>) -> PyResult<()> {
+    if v.is_instance_of::<PyString>() || v.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err(format!(
+            "depends_on must be an iterable of keys, not {} (wrap a single key in a list)",
+            super::encode::type_name(&v.get_type())
+        )));
+    }
+    Ok(())
+}
+
+fn iterate<'py>(v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyIterator>> {
+    v.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "depends_on must be an iterable of keys, not {}",
+            super::encode::type_name(&v.get_type())
+        ))
+    })
+}
+
+/// Canonical bytes of each key in `depends_on` (an iterable of keys, or None).
+fn parse_depends_on(v: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Vec<u8>>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    check_key_iterable(v)?;
+    let mut out = Vec::new();
+    for (i, item) in iterate(v)?.enumerate() {
+        let item = item?;
+        let mut buf = KeyBuf::new();
+        let mut notes = Notes::default();
+        encode(&item, &mut buf, 0, None, &mut notes).map_err(|e| {
+            e.into_pyerr(
+                v.py(),
+                &format!("depends_on[{i}]"),
+                &format!("depends_on[{i}]"),
+            )
+        })?;
+        out.push(buf.into_vec());
+    }
+    Ok(out)
+}
+
+/// Bytes of each `Key` in `depends_on` (an iterable of `Key` objects, or None).
+fn parse_raw_depends_on(v: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Vec<u8>>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    check_key_iterable(v)?;
+    let mut out = Vec::new();
+    for (i, item) in iterate(v)?.enumerate() {
+        let item = item?;
+        let k = item.cast::<Key>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "depends_on[{i}] must be a cachehaven Key, not {}",
+                super::encode::type_name(&item.get_type())
+            ))
+        })?;
+        out.push(k.get().bytes.to_vec());
+    }
+    Ok(out)
+}
+
+/// Parse a count argument (`n`): an int >= 0, or None where allowed.
+fn parse_count(arg: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    Ok(parse_limit(arg, v)?.map(|n| n.min(usize::MAX as u64) as usize))
+}
+
 /// `_core.estimate_size(value)`: the default weigher.
 #[pyfunction]
 #[pyo3(name = "estimate_size")]
@@ -132,7 +261,27 @@ pub fn py_estimate_size(value: &Bound<'_, PyAny>) -> PyResult<u64> {
     estimate_size(value, 0)
 }
 
-/// The shared machinery: the locked raw store and the clock.
+/// Subscriber callbacks by event kind.
+type Subscribers = [Vec<Py<PyAny>>; 8];
+
+/// What leaves the store during one operation: values to drop and notices to deliver, both
+/// after the borrow ends.
+struct Outbox {
+    dead: Vec<Py<PyAny>>,
+    notices: Vec<Notice<Py<PyAny>>>,
+}
+
+impl Outbox {
+    #[inline]
+    fn take(s: &mut RawStore<Py<PyAny>>) -> Outbox {
+        Outbox {
+            dead: s.take_graveyard(),
+            notices: s.take_notices(),
+        }
+    }
+}
+
+/// The shared machinery: the locked raw store, the clock and the subscribers.
 pub struct Shared {
     pub(crate) inner: GilCell<RawStore<Py<PyAny>>>,
     uses_time: AtomicBool,
@@ -140,6 +289,7 @@ pub struct Shared {
     epoch: Instant,
     weigher: Option<Py<PyAny>>,
     has_max_bytes: bool,
+    subs: GilCell<Subscribers>,
 }
 
 impl Shared {
@@ -203,13 +353,30 @@ impl Shared {
         let now = self.now(py, false)?;
         let mut g = self.inner.borrow(py)?;
         let found = g.get(key, hash, now).map(|v| v.clone_ref(py));
-        if g.has_graveyard() {
-            // an expired entry was dropped: release it after unlocking
-            let dead = g.take_graveyard();
+        if g.has_outbox() {
+            // an expired entry was dropped or an event is due: handle it after unlocking
+            let out = Outbox::take(&mut g);
             drop(g);
-            drop(dead);
+            self.deliver(py, out);
         }
         Ok(found)
+    }
+
+    /// Look up raw key bytes, requiring the stored content hash to be `want` when given.
+    pub fn get_checked(
+        &self,
+        py: Python<'_>,
+        key: &[u8],
+        hash: u64,
+        want: Option<&[u8]>,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let Some(want) = want else {
+            return self.get(py, key, hash);
+        };
+        let now = self.now(py, false)?;
+        self.with(py, |s| {
+            s.get_checked(key, hash, now, want).map(|v| v.clone_ref(py))
+        })
     }
 
     /// Write raw key bytes.
@@ -223,34 +390,112 @@ impl Shared {
         weight: u64,
         ttl: Option<u64>,
         group: u32,
+        ext: &WriteExt<'_>,
     ) -> PyResult<Result<(), Rejected>> {
         if ttl.is_some() {
             self.uses_time.store(true, Ordering::Relaxed);
         }
         let now = self.now(py, ttl.is_some())?;
         let t = ttl.map(Ttl::After).unwrap_or(Ttl::Default);
-        let (r, dead) = {
-            let mut g = self.inner.borrow(py)?;
-            let r = g.insert(key, hash, value, weight, t, group, now);
-            (r, g.take_graveyard())
-        };
-        drop(dead);
-        Ok(r)
+        self.with(py, |s| {
+            s.insert_ext(key, hash, value, weight, t, group, now, ext)
+        })
     }
 
-    /// Run `f` on the locked store, then drop whatever left it, after unlocking.
+    /// Run `f` on the locked store, then, after unlocking, drop whatever left it and call
+    /// the subscribers of the events it made.
     pub fn with<R>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut RawStore<Py<PyAny>>) -> R,
     ) -> PyResult<R> {
-        let (r, dead) = {
+        let (r, out) = {
             let mut g = self.inner.borrow(py)?;
             let r = f(&mut g);
-            (r, g.take_graveyard())
+            (r, g.has_outbox().then(|| Outbox::take(&mut g)))
         };
-        drop(dead);
+        if let Some(out) = out {
+            self.deliver(py, out);
+        }
         Ok(r)
+    }
+
+    /// Drop removed values and call subscribers (the store is not borrowed here).
+    #[cold]
+    #[inline(never)]
+    fn deliver(&self, py: Python<'_>, out: Outbox) {
+        drop(out.dead);
+        for n in out.notices {
+            self.notify(py, n);
+        }
+    }
+
+    fn notify(&self, py: Python<'_>, n: Notice<Py<PyAny>>) {
+        let callbacks: Vec<Py<PyAny>> = match self.subs.borrow(py) {
+            Ok(subs) => subs[n.kind as usize]
+                .iter()
+                .map(|c| c.clone_ref(py))
+                .collect(),
+            Err(_) => return,
+        };
+        if callbacks.is_empty() {
+            return; // unsubscribed since the event was queued
+        }
+        // an entry under a non-decodable key keeps its key object beside the value
+        let (key, value) = match n.value {
+            Some(v) => match v.bind(py).cast::<KeyedValue>() {
+                Ok(kv) => (
+                    Some(kv.get().key.clone_ref(py)),
+                    Some(kv.get().value.clone_ref(py)),
+                ),
+                Err(_) => (None, Some(v)),
+            },
+            None => (None, None),
+        };
+        let event = match Event::build(py, n.kind, n.key.as_slice(), key, n.time, value) {
+            Ok(e) => e,
+            Err(e) => {
+                e.write_unraisable(py, None);
+                return;
+            }
+        };
+        for cb in callbacks {
+            if let Err(e) = cb.bind(py).call1((event.clone_ref(py),)) {
+                // a failing subscriber never breaks the store operation that triggered it
+                e.write_unraisable(py, Some(cb.bind(py)));
+            }
+        }
+    }
+
+    /// The subscription mask for the raw store.
+    fn mask(subs: &Subscribers) -> u8 {
+        EventKind::ALL
+            .iter()
+            .filter(|k| !subs[**k as usize].is_empty())
+            .fold(0, |m, k| m | k.bit())
+    }
+}
+
+fn parse_kind(kind: &str) -> PyResult<EventKind> {
+    EventKind::parse(kind).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "kind must be one of {}; got {kind:?}",
+            EventKind::ALL
+                .iter()
+                .map(|k| format!("{:?}", k.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+/// The key object for canonical bytes: decoded, or a `Key` when they do not decode.
+fn decode_or_key<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    match super::decode::decode(py, bytes) {
+        Ok(k) => Ok(k),
+        Err(_) => Ok(Py::new(py, Key::from_bytes(bytes))?
+            .into_bound(py)
+            .into_any()),
     }
 }
 
@@ -266,11 +511,14 @@ fn policy_names() -> String {
 /// they are exact.
 ///
 /// `Store(max_entries=None, max_bytes=None, ttl=None, policy="adaptive", weigher=None,
-/// clock=None)`: `max_entries=None` is unbounded and `0` stores nothing; `max_bytes` bounds
-/// the total weight (by `weigher(key, value)` or a deep size estimate); `ttl` is seconds or a
-/// timedelta; `clock` is a zero-argument callable returning seconds (for tests), defaulting
-/// to a monotonic clock. Cost: O(1) amortised per operation; no operation scans entries except
-/// iteration and `clear`.
+/// clock=None, events=0, track_patterns=False)`: `max_entries=None` is unbounded and `0`
+/// stores nothing; `max_bytes` bounds the total weight (by `weigher(key, value)` or a deep
+/// size estimate); `ttl` is seconds or a timedelta; `clock` is a zero-argument callable
+/// returning seconds (for tests), defaulting to a monotonic clock; `events` keeps that many
+/// recent events (`events()`); `track_patterns` learns which keys follow which
+/// (`predict_next()`). Entries may depend on other keys (`set(..., depends_on=[...])`,
+/// `invalidate(key)`) and carry a content hash (`get(key, content_hash=...)`). Cost: O(1)
+/// amortised per operation; no operation scans entries except iteration and `clear`.
 #[pyclass(frozen, module = "cachehaven._core", name = "Store")]
 pub struct PyStore {
     pub(crate) shared: Shared,
@@ -324,6 +572,7 @@ impl PyStore {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
         ttl: Option<u64>,
+        ext: &WriteExt<'_>,
     ) -> PyResult<()> {
         let py = key.py();
         let mut buf = KeyBuf::new();
@@ -343,7 +592,10 @@ impl PyStore {
             value.clone().unbind()
         };
         let hash = fast_hash(buf.as_slice());
-        match self.shared.insert(py, buf.as_slice(), hash, stored, weight, ttl, 0)? {
+        match self
+            .shared
+            .insert(py, buf.as_slice(), hash, stored, weight, ttl, 0, ext)?
+        {
             Ok(()) | Err(Rejected::ZeroCapacity) => Ok(()),
             Err(Rejected::TooLarge { weight, max_bytes }) => Err(PyValueError::new_err(format!(
                 "value weighs {weight} bytes, more than the store's max_bytes={max_bytes}; it was not stored"
@@ -355,7 +607,11 @@ impl PyStore {
 #[pymethods]
 impl PyStore {
     #[new]
-    #[pyo3(signature = (max_entries = None, max_bytes = None, ttl = None, policy = "adaptive", weigher = None, clock = None))]
+    #[pyo3(
+        signature = (max_entries = None, max_bytes = None, ttl = None, policy = "adaptive", weigher = None, clock = None, events = None, track_patterns = false),
+        text_signature = "(max_entries=None, max_bytes=None, ttl=None, policy='adaptive', weigher=None, clock=None, events=0, track_patterns=False)"
+    )]
+    #[allow(clippy::too_many_arguments)] // the constructor's keyword arguments
     fn new(
         max_entries: Option<&Bound<'_, PyAny>>,
         max_bytes: Option<&Bound<'_, PyAny>>,
@@ -363,7 +619,10 @@ impl PyStore {
         policy: &str,
         weigher: Option<Py<PyAny>>,
         clock: Option<Py<PyAny>>,
+        events: Option<&Bound<'_, PyAny>>,
+        track_patterns: bool,
     ) -> PyResult<Self> {
+        let events = parse_count("events", events)?.unwrap_or(0);
         let max_entries =
             parse_limit("max_entries", max_entries)?.map(|n| n.min(u32::MAX as u64 - 1) as usize);
         let max_bytes = parse_limit("max_bytes", max_bytes)?;
@@ -391,31 +650,45 @@ impl PyStore {
             ttl,
             policy,
         };
+        let mut raw = RawStore::new(config);
+        raw.set_event_log(events);
+        raw.set_learning(track_patterns);
         Ok(PyStore {
             shared: Shared {
-                inner: GilCell::new(RawStore::new(config)),
+                inner: GilCell::new(raw),
                 uses_time: AtomicBool::new(ttl.is_some()),
                 clock,
                 epoch: Instant::now(),
                 weigher,
                 has_max_bytes: max_bytes.is_some(),
+                subs: GilCell::new(Default::default()),
             },
             has_keyed: AtomicBool::new(false),
         })
     }
 
-    /// The value for `key`, or `default` if absent (or expired).
-    #[pyo3(signature = (key, default = None))]
+    /// The value for `key`, or `default` if absent (or expired). With `content_hash`, an
+    /// entry stored with a different hash (or none) is removed and the lookup is a miss.
+    #[pyo3(signature = (key, default = None, *, content_hash = None))]
     fn get(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         default: Option<Py<PyAny>>,
+        content_hash: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let mut buf = KeyBuf::new();
         self.encode_key(key, &mut buf)?;
         let hash = fast_hash(buf.as_slice());
-        Ok(match self.shared.get(py, buf.as_slice(), hash)? {
+        let found = match content_hash {
+            None => self.shared.get(py, buf.as_slice(), hash)?,
+            Some(ch) => {
+                let want = parse_content_hash(Some(ch))?;
+                self.shared
+                    .get_checked(py, buf.as_slice(), hash, want.as_deref())?
+            }
+        };
+        Ok(match found {
             Some(v) => self.unwrap_value(py, v),
             None => default.unwrap_or_else(|| py.None()),
         })
@@ -432,19 +705,179 @@ impl PyStore {
     }
 
     fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.set_impl(key, value, None)
+        self.set_impl(key, value, None, &WriteExt::PLAIN)
     }
 
     /// Store `value` under `key`, with an optional per-entry `ttl` (seconds or timedelta).
-    #[pyo3(signature = (key, value, ttl = None))]
+    /// `depends_on`: keys this entry depends on (`invalidate` of any of them removes it);
+    /// `content_hash`: a str / bytes / int stored with it (see `get`); `warmup=True` marks a
+    /// prefetched entry (counted in `warmups`; its first hit counts a `prediction_hit`).
+    #[pyo3(signature = (key, value, ttl = None, *, depends_on = None, content_hash = None, warmup = false))]
     fn set(
         &self,
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
         ttl: Option<&Bound<'_, PyAny>>,
+        depends_on: Option<&Bound<'_, PyAny>>,
+        content_hash: Option<&Bound<'_, PyAny>>,
+        warmup: bool,
     ) -> PyResult<()> {
         let ttl = parse_ttl("ttl", ttl)?;
-        self.set_impl(key, value, ttl)
+        let deps = parse_depends_on(depends_on)?;
+        let ch = parse_content_hash(content_hash)?;
+        let ext = WriteExt {
+            depends_on: &deps,
+            content_hash: ch.as_deref(),
+            warmup,
+        };
+        self.set_impl(key, value, ttl, &ext)
+    }
+
+    /// Remove `key` (if stored) and every entry depending on it, transitively (cycles are
+    /// fine); returns how many entries were removed. Works whether or not `key` is stored.
+    fn invalidate(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let mut buf = KeyBuf::new();
+        self.encode_key(key, &mut buf)?;
+        let hash = fast_hash(buf.as_slice());
+        let now = self.shared.now(py, false)?;
+        self.shared
+            .with(py, |s| s.invalidate(buf.as_slice(), hash, now))
+    }
+
+    /// Up to `n` keys that most often followed `key` (most frequent first, ties by
+    /// recency), learned while `track_patterns` is on. Emits a PREDICT event per key.
+    #[pyo3(signature = (key, n = None), text_signature = "($self, key, n=3)")]
+    fn predict_next<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        n: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let n = parse_count("n", n)?.unwrap_or(3);
+        let mut buf = KeyBuf::new();
+        self.encode_key(key, &mut buf)?;
+        let hash = fast_hash(buf.as_slice());
+        let keys = self
+            .shared
+            .with(py, |s| s.predict(buf.as_slice(), hash, n))?;
+        let objs = keys
+            .iter()
+            .map(|k| decode_or_key(py, k.as_slice()))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, objs)
+    }
+
+    /// Whether the store learns successor frequencies for `predict_next` (settable).
+    #[getter]
+    fn get_track_patterns(&self, py: Python<'_>) -> PyResult<bool> {
+        self.shared.with(py, |s| s.learning())
+    }
+
+    #[setter]
+    fn set_track_patterns(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        self.shared.with(py, |s| s.set_learning(on))
+    }
+
+    /// The newest `n` logged events (all with None), oldest first; empty with `events=0`.
+    #[pyo3(signature = (n = None))]
+    fn events<'py>(
+        &self,
+        py: Python<'py>,
+        n: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let n = parse_count("n", n)?;
+        let raw: Vec<(EventKind, f64, Vec<u8>)> = self.shared.with(py, |s| {
+            s.events(n)
+                .into_iter()
+                .map(|e| (e.kind, e.time, e.key.clone()))
+                .collect()
+        })?;
+        // keys are decoded after the borrow (decoding may run Python constructors)
+        let out = raw
+            .into_iter()
+            .map(|(kind, time, key)| Event::build(py, kind, &key, None, time, None))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, out)
+    }
+
+    /// Call `callback(event)` for every event of `kind` ("HIT", "MISS", "WRITE", "EVICT",
+    /// "EXPIRE", "INVALIDATE", "WARMUP", "PREDICT"), after the store's operation has
+    /// finished. EVICT / EXPIRE / INVALIDATE events carry the removed value as
+    /// `event.value`. Exceptions from callbacks go to `sys.unraisablehook`.
+    fn subscribe(&self, py: Python<'_>, kind: &str, callback: Py<PyAny>) -> PyResult<()> {
+        let k = parse_kind(kind)?;
+        if !callback.bind(py).is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "callback must be callable, not {}",
+                super::encode::type_name(&callback.bind(py).get_type())
+            )));
+        }
+        let mask = {
+            let mut subs = self.shared.subs.borrow(py)?;
+            subs[k as usize].push(callback);
+            Shared::mask(&subs)
+        };
+        self.shared.with(py, |s| s.set_notify(mask))
+    }
+
+    /// Stop calling `callback` for `kind` (ValueError if it was not subscribed).
+    fn unsubscribe(&self, py: Python<'_>, kind: &str, callback: &Bound<'_, PyAny>) -> PyResult<()> {
+        let k = parse_kind(kind)?;
+        let current: Vec<Py<PyAny>> = self.shared.subs.borrow(py)?[k as usize]
+            .iter()
+            .map(|c| c.clone_ref(py))
+            .collect();
+        // compare outside any borrow: `==` may run Python (bound methods compare by value)
+        let mut found = None;
+        for c in &current {
+            if c.bind(py).is(callback) || c.bind(py).eq(callback)? {
+                found = Some(c);
+                break;
+            }
+        }
+        let Some(target) = found else {
+            return Err(PyValueError::new_err(format!(
+                "callback is not subscribed to {:?}",
+                k.name()
+            )));
+        };
+        let (mask, removed) = {
+            let mut subs = self.shared.subs.borrow(py)?;
+            let list = &mut subs[k as usize];
+            let removed = list
+                .iter()
+                .position(|c| c.is(target))
+                .map(|j| list.remove(j));
+            (Shared::mask(&subs), removed)
+        };
+        drop(removed);
+        self.shared.with(py, |s| s.set_notify(mask))
+    }
+
+    /// Up to `n` `(key, value)` pairs the eviction policy values most, most valuable first
+    /// (walks the policy's queues from the hot end; never sorts all entries).
+    #[pyo3(signature = (n = None), text_signature = "($self, n=10)")]
+    fn hot_entries<'py>(
+        &self,
+        py: Python<'py>,
+        n: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let n = parse_count("n", n)?.unwrap_or(10);
+        let now = self.shared.now(py, false)?;
+        let hot = self.shared.with(py, |s| {
+            let mut out = Vec::new();
+            s.for_each_hot(n, now, |k, v| out.push((k.to_vec(), v.clone_ref(py))));
+            out
+        })?;
+        let mut out = Vec::with_capacity(hot.len());
+        for (k, v) in hot {
+            let key = self.key_object(py, &k, &v)?;
+            out.push(PyTuple::new(
+                py,
+                [key, self.unwrap_value(py, v).into_bound(py)],
+            )?);
+        }
+        PyList::new(py, out)
     }
 
     fn __delitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -551,16 +984,20 @@ impl PyStore {
     }
 
     /// Counters and sizes: hits, misses, hit_rate, inserts, updates, evictions, expirations,
-    /// removals, rejections, entries, bytes (total weight; 0 without max_bytes/weigher),
-    /// max_entries, max_bytes, policy, memory (bytes the store's own structures use).
+    /// removals, rejections, invalidations, warmups, prediction_hits, prediction_accuracy
+    /// (prediction_hits / warmups), entries, bytes (total weight; 0 without
+    /// max_bytes/weigher), max_entries, max_bytes, policy, memory (bytes the store's own
+    /// structures use), events (the event log's capacity), track_patterns.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (st, len, weight, cfg, mem) = self.shared.with(py, |s| {
+        let (st, len, weight, cfg, mem, events, learning) = self.shared.with(py, |s| {
             (
                 s.stats(),
                 s.len(),
                 s.weight(),
                 *s.config(),
                 s.memory_bytes(),
+                s.event_log_capacity(),
+                s.learning(),
             )
         })?;
         let d = PyDict::new(py);
@@ -581,12 +1018,25 @@ impl PyStore {
         d.set_item("expirations", st.expirations)?;
         d.set_item("removals", st.removals)?;
         d.set_item("rejections", st.rejections)?;
+        d.set_item("invalidations", st.invalidations)?;
+        d.set_item("warmups", st.warmups)?;
+        d.set_item("prediction_hits", st.prediction_hits)?;
+        d.set_item(
+            "prediction_accuracy",
+            if st.warmups == 0 {
+                0.0
+            } else {
+                st.prediction_hits as f64 / st.warmups as f64
+            },
+        )?;
         d.set_item("entries", len)?;
         d.set_item("bytes", weight)?;
         d.set_item("max_entries", cfg.max_entries)?;
         d.set_item("max_bytes", cfg.max_bytes)?;
         d.set_item("policy", cfg.policy.name())?;
         d.set_item("memory", mem)?;
+        d.set_item("events", events)?;
+        d.set_item("track_patterns", learning)?;
         Ok(d)
     }
 
@@ -629,10 +1079,24 @@ impl PyStore {
 
     // ---- raw-key interface used by InMemCache (keys are canonical call keys) ----
 
-    /// The stored object for `key`, or None; counts a hit or miss.
-    fn _get_raw(&self, py: Python<'_>, key: &Bound<'_, Key>) -> PyResult<Option<Py<PyAny>>> {
+    /// The stored object for `key`, or None; counts a hit or miss. With `content_hash`, a
+    /// stored entry with a different hash (or none) is removed and the lookup is a miss.
+    #[pyo3(signature = (key, content_hash = None))]
+    fn _get_raw(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, Key>,
+        content_hash: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Py<PyAny>>> {
         let k = key.get();
-        self.shared.get(py, &k.bytes, k.hash)
+        match content_hash {
+            None => self.shared.get(py, &k.bytes, k.hash),
+            Some(ch) => {
+                let want = parse_content_hash(Some(ch))?;
+                self.shared
+                    .get_checked(py, &k.bytes, k.hash, want.as_deref())
+            }
+        }
     }
 
     /// The stored object for `key` without counting or touching recency.
@@ -645,8 +1109,10 @@ impl PyStore {
     }
 
     /// Store `record` under `key` in `group`; `ttl` in seconds/timedelta or None for the
-    /// default; `weigh_value` is what `max_bytes` weighs. Returns whether it was stored.
-    #[pyo3(signature = (key, record, group = 0, ttl = None, weigh_value = None))]
+    /// default; `weigh_value` is what `max_bytes` weighs; `depends_on` is a list of `Key`s;
+    /// `content_hash` and `warmup` as for `set`. Returns whether it was stored.
+    #[pyo3(signature = (key, record, group = 0, ttl = None, weigh_value = None, *, depends_on = None, content_hash = None, warmup = false))]
+    #[allow(clippy::too_many_arguments)] // the write's keyword arguments
     fn _set_raw(
         &self,
         py: Python<'_>,
@@ -655,8 +1121,18 @@ impl PyStore {
         group: u32,
         ttl: Option<&Bound<'_, PyAny>>,
         weigh_value: Option<&Bound<'_, PyAny>>,
+        depends_on: Option<&Bound<'_, PyAny>>,
+        content_hash: Option<&Bound<'_, PyAny>>,
+        warmup: bool,
     ) -> PyResult<bool> {
         let ttl = parse_ttl("ttl", ttl)?;
+        let deps = parse_raw_depends_on(depends_on)?;
+        let ch = parse_content_hash(content_hash)?;
+        let ext = WriteExt {
+            depends_on: &deps,
+            content_hash: ch.as_deref(),
+            warmup,
+        };
         let k = key.get();
         let weight = self
             .shared
@@ -671,8 +1147,124 @@ impl PyStore {
                 weight,
                 ttl,
                 group,
+                &ext,
             )?
             .is_ok())
+    }
+
+    /// `invalidate` for a `Key`: removes it and its transitive dependents; returns how many.
+    fn _invalidate_raw(&self, py: Python<'_>, key: &Bound<'_, Key>) -> PyResult<usize> {
+        let k = key.get();
+        let now = self.shared.now(py, false)?;
+        self.shared
+            .with(py, |s| s.invalidate(&k.bytes, k.hash, now))
+    }
+
+    /// `predict_next` for a `Key`: up to `n` successor `Key`s.
+    #[pyo3(signature = (key, n = None), text_signature = "($self, key, n=3)")]
+    fn _predict_raw(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, Key>,
+        n: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Key>> {
+        let n = parse_count("n", n)?.unwrap_or(3);
+        let k = key.get();
+        let keys = self.shared.with(py, |s| s.predict(&k.bytes, k.hash, n))?;
+        Ok(keys
+            .iter()
+            .map(|kb| Key::from_bytes(kb.as_slice()))
+            .collect())
+    }
+
+    /// Every live entry as `(Key, record, group, ttl_left_seconds | None, content_hash |
+    /// None, [parent Key, ...])`, coldest first, so `_set_raw`-ing them back in order
+    /// restores the entries, their dependencies and (roughly) their recency.
+    fn _dump<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let now = self.shared.now(py, true)?;
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(
+            Vec<u8>,
+            Py<PyAny>,
+            u32,
+            Option<u64>,
+            Option<Vec<u8>>,
+            Vec<Vec<u8>>,
+        )> = self.shared.with(py, |s| {
+            s.dump(now)
+                .into_iter()
+                .map(|d| {
+                    (
+                        d.key.to_vec(),
+                        d.value.clone_ref(py),
+                        d.group,
+                        d.ttl_left,
+                        d.content_hash.map(<[u8]>::to_vec),
+                        d.parents.iter().map(|p| p.to_vec()).collect(),
+                    )
+                })
+                .collect()
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (key, record, group, ttl_left, ch, parents) in rows {
+            let ttl = match ttl_left {
+                Some(ns) => (ns.max(1) as f64 / 1e9).into_pyobject(py)?.into_any(),
+                None => py.None().into_bound(py),
+            };
+            let ch = match ch {
+                Some(h) => content_hash_object(py, &h)?,
+                None => py.None().into_bound(py),
+            };
+            let parents = PyList::new(
+                py,
+                parents
+                    .iter()
+                    .map(|p| Key::from_bytes(p))
+                    .collect::<Vec<_>>(),
+            )?;
+            out.push(PyTuple::new(
+                py,
+                [
+                    Py::new(py, Key::from_bytes(&key))?
+                        .into_bound(py)
+                        .into_any(),
+                    record.into_bound(py),
+                    group.into_pyobject(py)?.into_any(),
+                    ttl,
+                    ch,
+                    parents.into_any(),
+                ],
+            )?);
+        }
+        PyList::new(py, out)
+    }
+
+    /// The content hash and dependency `Key`s stored with `key`, or None if absent.
+    fn _meta_raw<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, Key>,
+    ) -> PyResult<Option<(Bound<'py, PyAny>, Vec<Key>)>> {
+        let k = key.get();
+        let meta = self.shared.with(py, |s| {
+            s.meta_of(&k.bytes, k.hash).map(|(ch, parents)| {
+                (
+                    ch.map(<[u8]>::to_vec),
+                    parents.iter().map(|p| p.to_vec()).collect::<Vec<_>>(),
+                )
+            })
+        })?;
+        let Some((ch, parents)) = meta else {
+            return Ok(None);
+        };
+        let ch = match ch {
+            Some(h) => content_hash_object(py, &h)?,
+            None => py.None().into_bound(py),
+        };
+        Ok(Some((
+            ch,
+            parents.iter().map(|p| Key::from_bytes(p)).collect(),
+        )))
     }
 
     /// Remove `key`; returns whether it was present (and not expired).
@@ -734,6 +1326,12 @@ impl PyStore {
         if let Some(w) = &self.shared.weigher {
             visit.call(w)?;
         }
+        // SAFETY: as above, called by the garbage collector with the GIL held.
+        if let Some(subs) = unsafe { self.shared.subs.try_borrow_in_gc() } {
+            for cb in subs.iter().flatten() {
+                visit.call(cb)?;
+            }
+        }
         Ok(())
     }
 
@@ -741,7 +1339,15 @@ impl PyStore {
         // tp_clear runs with the GIL held; a failed borrow (impossible, see gilcell.rs) would
         // only leave the entries for the store's own drop.
         Python::attach(|py| {
-            let _ = self.shared.with(py, |s| s.clear());
+            let dropped: Vec<Py<PyAny>> = match self.shared.subs.borrow(py) {
+                Ok(mut subs) => subs.iter_mut().flat_map(std::mem::take).collect(),
+                Err(_) => Vec::new(),
+            };
+            drop(dropped);
+            let _ = self.shared.with(py, |s| {
+                s.set_notify(0);
+                s.clear()
+            });
         });
     }
 }

@@ -13,15 +13,30 @@
 //!
 //! Time is passed in by the caller as nanoseconds on a monotonic clock, which keeps the store
 //! deterministic under test (a fake clock is just different numbers).
+//!
+//! Optional features live beside the slab, never in it, so a store that does not use them
+//! pays one predictable branch at most:
+//! * per-entry extras (content hash, warm-up flag) in a side table indexed by slot,
+//!   allocated on first use; dependency edges in [`deps::Deps`];
+//! * a `watch` flag, set only while an event ring, a subscription, pattern learning or an
+//!   unconsumed warm-up exists, guards all event / learning work on the lookup path;
+//! * subscriber notices are queued (see [`events::Notice`]) and delivered by the caller
+//!   after it releases the store, like the graveyard.
 
+pub mod deps;
+pub mod events;
 pub mod keybytes;
+pub mod patterns;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use hashbrown::HashTable;
 
+pub use deps::Deps;
+pub use events::{EventKind, Notice, RawEvent, Ring};
 pub use keybytes::KeyBytes;
+pub use patterns::Patterns;
 
 use crate::hash::fast_hash;
 use crate::policy::{Policy, PolicyKind};
@@ -55,6 +70,12 @@ pub struct Stats {
     pub removals: u64,
     /// Writes refused (value larger than `max_bytes`, or `max_entries == 0`).
     pub rejections: u64,
+    /// Entries removed by `invalidate` (with their dependents) or a content-hash mismatch.
+    pub invalidations: u64,
+    /// Prefetched entries written (`warmup`).
+    pub warmups: u64,
+    /// Prefetched entries hit at least once (counted at their first hit).
+    pub prediction_hits: u64,
 }
 
 /// Limits and defaults of a store.
@@ -106,6 +127,81 @@ pub enum Ttl {
     After(u64),
 }
 
+/// Why an entry leaves the store (which event it makes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    Evict,
+    Expire,
+    /// Removed with its dependents by `invalidate`.
+    Invalidate,
+    /// Removed alone for a content-hash mismatch (an INVALIDATE event too).
+    Stale,
+    /// Explicit removal (`remove`, `take`, `remove_group`): no event.
+    Remove,
+}
+
+impl Why {
+    fn event(self) -> Option<EventKind> {
+        match self {
+            Why::Evict => Some(EventKind::Evict),
+            Why::Expire => Some(EventKind::Expire),
+            Why::Invalidate | Why::Stale => Some(EventKind::Invalidate),
+            Why::Remove => None,
+        }
+    }
+}
+
+/// Optional facts about one write.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteExt<'a> {
+    /// Canonical bytes of the keys this entry depends on (need not be stored).
+    pub depends_on: &'a [Vec<u8>],
+    /// Opaque content hash stored with the entry (compared by [`Store::get_checked`]).
+    pub content_hash: Option<&'a [u8]>,
+    /// A prefetched entry: counts a warm-up, and its first later hit a prediction hit.
+    pub warmup: bool,
+}
+
+impl WriteExt<'_> {
+    /// No extras at all.
+    pub const PLAIN: WriteExt<'static> = WriteExt {
+        depends_on: &[],
+        content_hash: None,
+        warmup: false,
+    };
+
+    #[inline]
+    fn is_plain(&self) -> bool {
+        self.depends_on.is_empty() && self.content_hash.is_none() && !self.warmup
+    }
+}
+
+/// Per-entry extras, in a side table indexed by slot.
+#[derive(Clone, Debug, Default)]
+struct Extra {
+    content_hash: Option<Box<[u8]>>,
+    warmup: bool,
+}
+
+/// An entry's content hash and parent key bytes.
+pub type EntryMeta<'a> = (Option<&'a [u8]>, Vec<&'a [u8]>);
+
+/// One live entry as [`Store::dump`] reports it.
+pub struct Dumped<'a, V> {
+    /// Canonical key bytes.
+    pub key: &'a [u8],
+    /// The value.
+    pub value: &'a V,
+    /// The entry's group.
+    pub group: u32,
+    /// Time left before expiry in ns (`None`: never expires).
+    pub ttl_left: Option<u64>,
+    /// The stored content hash.
+    pub content_hash: Option<&'a [u8]>,
+    /// Canonical bytes of the keys it depends on.
+    pub parents: Vec<&'a [u8]>,
+}
+
 /// The store itself. See the module docs.
 pub struct Store<V> {
     slots: Vec<Slot<V>>,
@@ -121,6 +217,20 @@ pub struct Store<V> {
     group_counts: Vec<u32>,
     stats: Stats,
     graveyard: Vec<V>,
+    /// Whether any event / learning / warm-up bookkeeping is needed on lookups.
+    watch: bool,
+    /// Whether any entry ever had extras or dependencies (guards the removal path).
+    has_meta: bool,
+    extra: Vec<Extra>,
+    deps: Deps,
+    /// Entries still flagged as unconsumed warm-ups.
+    warm_pending: usize,
+    ring: Option<Ring>,
+    /// Subscribed event kinds (bit per [`EventKind`]).
+    notify: u8,
+    notices: Vec<Notice<V>>,
+    patterns: Option<Patterns>,
+    learning: bool,
 }
 
 impl<V> Store<V> {
@@ -144,7 +254,66 @@ impl<V> Store<V> {
             group_counts: Vec::new(),
             stats: Stats::default(),
             graveyard: Vec::new(),
+            watch: false,
+            has_meta: false,
+            extra: Vec::new(),
+            deps: Deps::new(),
+            warm_pending: 0,
+            ring: None,
+            notify: 0,
+            notices: Vec::new(),
+            patterns: None,
+            learning: false,
         }
+    }
+
+    fn rewatch(&mut self) {
+        self.watch =
+            self.ring.is_some() || self.notify != 0 || self.learning || self.warm_pending > 0;
+    }
+
+    /// Keep the newest `capacity` events in a ring (0: keep none).
+    pub fn set_event_log(&mut self, capacity: usize) {
+        self.ring = (capacity > 0).then(|| Ring::new(capacity));
+        self.rewatch();
+    }
+
+    /// The event ring's capacity (0 when off).
+    pub fn event_log_capacity(&self) -> usize {
+        self.ring.as_ref().map(Ring::capacity).unwrap_or(0)
+    }
+
+    /// The newest `n` logged events (all with `None`), oldest first.
+    pub fn events(&self, n: Option<usize>) -> Vec<&RawEvent> {
+        match &self.ring {
+            Some(r) => r.recent(n),
+            None => Vec::new(),
+        }
+    }
+
+    /// Which event kinds to queue as notices (bit per [`EventKind::bit`]).
+    pub fn set_notify(&mut self, mask: u8) {
+        self.notify = mask;
+        self.rewatch();
+    }
+
+    /// Turn successor learning on or off (what was learned is kept).
+    pub fn set_learning(&mut self, on: bool) {
+        if on && self.patterns.is_none() {
+            self.patterns = Some(Patterns::for_store(self.config.max_entries));
+        }
+        self.learning = on;
+        self.rewatch();
+    }
+
+    /// Whether successor learning is on.
+    pub fn learning(&self) -> bool {
+        self.learning
+    }
+
+    /// Replace the successor table (tests use small bounds).
+    pub fn set_patterns(&mut self, patterns: Patterns) {
+        self.patterns = Some(patterns);
     }
 
     /// The store's configuration.
@@ -195,6 +364,17 @@ impl<V> Store<V> {
         std::mem::take(&mut self.graveyard)
     }
 
+    /// Whether values or notices wait to be taken after the lock is released.
+    #[inline]
+    pub fn has_outbox(&self) -> bool {
+        !self.graveyard.is_empty() || !self.notices.is_empty()
+    }
+
+    /// Notices for subscribers queued since the last call; deliver them outside any lock.
+    pub fn take_notices(&mut self) -> Vec<Notice<V>> {
+        std::mem::take(&mut self.notices)
+    }
+
     /// Approximate bytes of memory the store itself holds (slab, index, policy, heap keys),
     /// not counting what the values point to.
     pub fn memory_bytes(&self) -> usize {
@@ -204,6 +384,19 @@ impl<V> Store<V> {
             + self.free.capacity() * 4
             + self.expiry.capacity() * 16
             + self.slots.iter().map(|s| s.key.heap_bytes()).sum::<usize>()
+            + self.extra.capacity() * std::mem::size_of::<Extra>()
+            + self
+                .extra
+                .iter()
+                .map(|x| x.content_hash.as_ref().map(|h| h.len()).unwrap_or(0))
+                .sum::<usize>()
+            + self.deps.memory_bytes()
+            + self.ring.as_ref().map(Ring::memory_bytes).unwrap_or(0)
+            + self
+                .patterns
+                .as_ref()
+                .map(Patterns::memory_bytes)
+                .unwrap_or(0)
     }
 
     #[inline]
@@ -227,18 +420,158 @@ impl<V> Store<V> {
             Some(i) if !Self::is_expired(&self.slots[i as usize], now) => {
                 self.stats.hits += 1;
                 self.policy.on_access(i, hash);
+                if self.watch {
+                    self.watch_hit(i, key, hash);
+                }
                 self.slots[i as usize].value.as_ref()
             }
             Some(i) => {
-                self.remove_slot(i, hash);
+                self.remove_slot(i, hash, Why::Expire);
                 self.stats.expirations += 1;
-                self.stats.misses += 1;
-                None
+                self.miss(key, hash)
             }
-            None => {
-                self.stats.misses += 1;
-                None
+            None => self.miss(key, hash),
+        }
+    }
+
+    #[inline]
+    fn miss(&mut self, key: &[u8], hash: u64) -> Option<&V> {
+        self.stats.misses += 1;
+        if self.watch {
+            self.watch_access(EventKind::Miss, key, hash);
+        }
+        None
+    }
+
+    /// Like [`Store::get`], but an entry whose content hash is not `want` (or that has
+    /// none) is removed as invalid (an INVALIDATE event) and the lookup is a miss.
+    pub fn get_checked(&mut self, key: &[u8], hash: u64, now: u64, want: &[u8]) -> Option<&V> {
+        if let Some(i) = self.find(key, hash) {
+            let stale = !Self::is_expired(&self.slots[i as usize], now)
+                && self.content_hash_of(i) != Some(want);
+            if stale {
+                self.remove_slot(i, hash, Why::Stale);
+                self.stats.invalidations += 1;
+                return self.miss(key, hash);
             }
+        }
+        self.get(key, hash, now)
+    }
+
+    fn content_hash_of(&self, i: u32) -> Option<&[u8]> {
+        self.extra
+            .get(i as usize)
+            .and_then(|x| x.content_hash.as_deref())
+    }
+
+    #[inline(never)]
+    fn watch_hit(&mut self, i: u32, key: &[u8], hash: u64) {
+        if self.warm_pending > 0 {
+            if let Some(x) = self.extra.get_mut(i as usize) {
+                if x.warmup {
+                    x.warmup = false;
+                    self.warm_pending -= 1;
+                    self.stats.prediction_hits += 1;
+                    self.rewatch();
+                }
+            }
+        }
+        self.watch_access(EventKind::Hit, key, hash);
+    }
+
+    /// Learn from and log one access (a lookup or a write).
+    #[inline(never)]
+    fn watch_access(&mut self, kind: EventKind, key: &[u8], hash: u64) {
+        if self.learning {
+            if let Some(p) = self.patterns.as_mut() {
+                p.record(key, hash);
+            }
+        }
+        self.emit(kind, key, None);
+    }
+
+    /// Log an event and queue it for subscribers; `value` (a removed value) goes with the
+    /// notice when the kind is subscribed, else to the graveyard.
+    fn emit(&mut self, kind: EventKind, key: &[u8], value: Option<V>) {
+        let subscribed = self.notify & kind.bit() != 0;
+        if self.ring.is_none() && !subscribed {
+            if let Some(v) = value {
+                self.graveyard.push(v);
+            }
+            return;
+        }
+        let time = events::wall_clock();
+        if let Some(r) = self.ring.as_mut() {
+            r.push(kind, key, time);
+        }
+        if subscribed {
+            self.notices.push(Notice {
+                kind,
+                time,
+                key: KeyBytes::new(key),
+                value,
+            });
+        } else if let Some(v) = value {
+            self.graveyard.push(v);
+        }
+    }
+
+    /// Up to `n` keys that most often followed `key` (see [`Patterns::predict`]); logs a
+    /// PREDICT event for each. Empty unless learning was ever on.
+    pub fn predict(&mut self, key: &[u8], hash: u64, n: usize) -> Vec<KeyBytes> {
+        let out = match self.patterns.as_mut() {
+            Some(p) => p.predict(key, hash, n),
+            None => Vec::new(),
+        };
+        if self.watch {
+            for k in &out {
+                self.emit(EventKind::Predict, k.as_slice(), None);
+            }
+        }
+        out
+    }
+
+    /// Remove the entry for `key` (stored or not) and, transitively, every entry depending
+    /// on it; returns how many live entries were removed (expired ones found on the way are
+    /// removed as expirations). Cycles are fine: an entry is removed at most once, and only
+    /// keys of removed entries are expanded, so the cost is proportional to what is removed.
+    pub fn invalidate(&mut self, key: &[u8], hash: u64, now: u64) -> usize {
+        let mut removed = 0;
+        if let Some(i) = self.find(key, hash) {
+            removed += self.invalidate_slot(i, hash, now);
+        }
+        if self.deps.is_empty() {
+            self.stats.invalidations += removed as u64;
+            return removed;
+        }
+        // work list of keys whose dependents must go; removed entries are the visited set
+        let mut todo: Vec<KeyBytes> = vec![KeyBytes::new(key)];
+        while let Some(k) = todo.pop() {
+            let kb = k.as_slice();
+            for child in self.deps.dependents(kb, fast_hash(kb)) {
+                let slot = &self.slots[child as usize];
+                if slot.value.is_none() {
+                    continue; // already removed via another path in this sweep
+                }
+                let child_key = slot.key.clone();
+                let child_hash = fast_hash(child_key.as_slice());
+                removed += self.invalidate_slot(child, child_hash, now);
+                todo.push(child_key);
+            }
+        }
+        self.stats.invalidations += removed as u64;
+        removed
+    }
+
+    /// Remove slot `i` for `invalidate`: 1 if it was live, 0 if it had expired.
+    fn invalidate_slot(&mut self, i: u32, hash: u64, now: u64) -> usize {
+        if Self::is_expired(&self.slots[i as usize], now) {
+            self.remove_slot(i, hash, Why::Expire);
+            self.stats.expirations += 1;
+            0
+        } else {
+            self.remove_slot(i, hash, Why::Invalidate);
+            1
         }
     }
 
@@ -257,6 +590,7 @@ impl<V> Store<V> {
     ///
     /// On `Err`, nothing was written and the value is in the graveyard.
     #[allow(clippy::too_many_arguments)] // each is one independent fact about the write
+    #[inline]
     pub fn insert(
         &mut self,
         key: &[u8],
@@ -266,6 +600,23 @@ impl<V> Store<V> {
         ttl: Ttl,
         group: u32,
         now: u64,
+    ) -> Result<(), Rejected> {
+        self.insert_ext(key, hash, value, weight, ttl, group, now, &WriteExt::PLAIN)
+    }
+
+    /// [`Store::insert`] with dependencies, a content hash or the warm-up flag. A rewrite
+    /// replaces the entry's previous extras and dependencies.
+    #[allow(clippy::too_many_arguments)] // each is one independent fact about the write
+    pub fn insert_ext(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        value: V,
+        weight: u64,
+        ttl: Ttl,
+        group: u32,
+        now: u64,
+        ext: &WriteExt<'_>,
     ) -> Result<(), Rejected> {
         if self.config.max_entries == Some(0) {
             self.graveyard.push(value);
@@ -287,7 +638,7 @@ impl<V> Store<V> {
         };
         let expires = ttl_ns.map(|t| now.saturating_add(t).max(1)).unwrap_or(0);
         self.purge_expired(now);
-        if let Some(i) = self.find(key, hash) {
+        let i = if let Some(i) = self.find(key, hash) {
             let slot = &mut self.slots[i as usize];
             if let Some(old) = slot.value.replace(value) {
                 self.graveyard.push(old);
@@ -311,6 +662,10 @@ impl<V> Store<V> {
             }
             self.stats.updates += 1;
             self.policy.on_access(i, hash);
+            if self.has_meta {
+                self.drop_meta(i, true);
+            }
+            i
         } else {
             let slot = Slot {
                 key: KeyBytes::new(key),
@@ -350,10 +705,63 @@ impl<V> Store<V> {
                 }
             }
             self.policy.on_insert(i, hash);
+            i
+        };
+        if !ext.is_plain() {
+            self.set_meta(i, ext);
+        }
+        if self.watch {
+            if ext.warmup {
+                self.emit(EventKind::Warmup, key, None);
+            } else {
+                self.watch_access(EventKind::Write, key, hash);
+            }
         }
         self.enforce_limits();
         self.compact_expiry();
         Ok(())
+    }
+
+    #[inline(never)]
+    fn set_meta(&mut self, i: u32, ext: &WriteExt<'_>) {
+        self.has_meta = true;
+        if !ext.depends_on.is_empty() {
+            self.deps.link(i, ext.depends_on);
+        }
+        if ext.content_hash.is_some() || ext.warmup {
+            let n = self.slots.len();
+            if self.extra.len() < n {
+                self.extra.resize_with(n, Extra::default);
+            }
+            self.extra[i as usize] = Extra {
+                content_hash: ext.content_hash.map(Box::from),
+                warmup: ext.warmup,
+            };
+        }
+        if ext.warmup {
+            self.stats.warmups += 1;
+            self.warm_pending += 1;
+            self.rewatch();
+        }
+    }
+
+    /// Forget slot `i`'s extras and dependency edges; with `keep_chains`, entries depending
+    /// on it first inherit its parents (see [`Deps::inherit`]).
+    #[inline(never)]
+    fn drop_meta(&mut self, i: u32, keep_chains: bool) {
+        if !self.deps.is_empty() {
+            if keep_chains {
+                self.deps.inherit(self.slots[i as usize].key.as_slice(), i);
+            }
+            self.deps.unlink(i);
+        }
+        if let Some(x) = self.extra.get_mut(i as usize) {
+            x.content_hash = None;
+            if std::mem::take(&mut x.warmup) {
+                self.warm_pending -= 1;
+                self.rewatch();
+            }
+        }
     }
 
     fn over_limits(&self) -> bool {
@@ -378,7 +786,7 @@ impl<V> Store<V> {
                 break;
             };
             let hash = fast_hash(self.slots[v as usize].key.as_slice());
-            self.remove_slot(v, hash);
+            self.remove_slot(v, hash, Why::Evict);
             self.stats.evictions += 1;
         }
         self.policy.settle();
@@ -398,16 +806,19 @@ impl<V> Store<V> {
         }
     }
 
-    /// Remove the entry in slot `i` (whose key hashes to `hash`) into the graveyard.
-    fn remove_slot(&mut self, i: u32, hash: u64) {
+    /// Remove the entry in slot `i` (whose key hashes to `hash`): its value goes to the
+    /// graveyard, or with the event's notice when `why` makes a subscribed event.
+    fn remove_slot(&mut self, i: u32, hash: u64, why: Why) {
         if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
             entry.remove();
         }
         self.policy.on_remove(i);
-        let slot = &mut self.slots[i as usize];
-        if let Some(v) = slot.value.take() {
-            self.graveyard.push(v);
+        if self.has_meta {
+            // an invalidation sweep removes the dependents too: nothing to keep
+            self.drop_meta(i, why != Why::Invalidate);
         }
+        let slot = &mut self.slots[i as usize];
+        let value = slot.value.take();
         if slot.expires != 0 {
             self.ttl_entries -= 1;
         }
@@ -415,10 +826,16 @@ impl<V> Store<V> {
         self.weight -= u64::from(slot.weight);
         slot.weight = 0;
         let group = slot.group;
-        slot.key = KeyBytes::new(&[]);
+        let key = std::mem::replace(&mut slot.key, KeyBytes::new(&[]));
         self.group_dec(group);
         self.len -= 1;
         self.free.push(i);
+        if let Some(v) = value {
+            match why.event() {
+                Some(kind) if self.watch => self.emit(kind, key.as_slice(), Some(v)),
+                _ => self.graveyard.push(v),
+            }
+        }
     }
 
     /// Remove `key`. Returns whether a live entry was there (an expired one is removed
@@ -427,7 +844,7 @@ impl<V> Store<V> {
         match self.find(key, hash) {
             Some(i) => {
                 let live = !Self::is_expired(&self.slots[i as usize], now);
-                self.remove_slot(i, hash);
+                self.remove_slot(i, hash, if live { Why::Remove } else { Why::Expire });
                 if live {
                     self.stats.removals += 1;
                 } else {
@@ -443,7 +860,7 @@ impl<V> Store<V> {
     pub fn take(&mut self, key: &[u8], hash: u64, now: u64) -> Option<V> {
         let i = self.find(key, hash)?;
         let live = !Self::is_expired(&self.slots[i as usize], now);
-        self.remove_slot(i, hash);
+        self.remove_slot(i, hash, if live { Why::Remove } else { Why::Expire });
         if live {
             self.stats.removals += 1;
             self.graveyard.pop()
@@ -464,7 +881,7 @@ impl<V> Store<V> {
             let slot = &self.slots[i as usize];
             if slot.value.is_some() && slot.expires == deadline {
                 let hash = fast_hash(slot.key.as_slice());
-                self.remove_slot(i, hash);
+                self.remove_slot(i, hash, Why::Expire);
                 self.stats.expirations += 1;
                 n += 1;
             }
@@ -499,7 +916,7 @@ impl<V> Store<V> {
             .collect();
         for &i in &victims {
             let hash = fast_hash(self.slots[i as usize].key.as_slice());
-            self.remove_slot(i, hash);
+            self.remove_slot(i, hash, Why::Remove);
             self.stats.removals += 1;
         }
         victims.len()
@@ -520,6 +937,11 @@ impl<V> Store<V> {
         self.group_counts.clear();
         self.len = 0;
         self.weight = 0;
+        self.extra.clear();
+        self.deps.clear();
+        self.has_meta = false;
+        self.warm_pending = 0;
+        self.rewatch();
     }
 
     /// Reset the counters.
@@ -548,6 +970,44 @@ impl<V> Store<V> {
                 }
             }
         }
+    }
+
+    /// Every live entry with its extras and dependencies, coldest first (so writing them
+    /// back in order into an empty store reproduces the recency order).
+    pub fn dump(&self, now: u64) -> Vec<Dumped<'_, V>> {
+        let mut order = self.policy.hottest(self.len);
+        if order.len() != self.len {
+            order = (0..self.slots.len() as u32)
+                .filter(|&i| self.slots[i as usize].value.is_some())
+                .collect();
+        } else {
+            order.reverse();
+        }
+        let mut out = Vec::with_capacity(order.len());
+        for i in order {
+            let slot = &self.slots[i as usize];
+            let Some(value) = slot.value.as_ref() else {
+                continue;
+            };
+            if Self::is_expired(slot, now) {
+                continue;
+            }
+            out.push(Dumped {
+                key: slot.key.as_slice(),
+                value,
+                group: slot.group,
+                ttl_left: (slot.expires != 0).then(|| slot.expires - now),
+                content_hash: self.content_hash_of(i),
+                parents: self.deps.parents(i),
+            });
+        }
+        out
+    }
+
+    /// The stored content hash and dependencies (parent key bytes) of `key`.
+    pub fn meta_of(&self, key: &[u8], hash: u64) -> Option<EntryMeta<'_>> {
+        let i = self.find(key, hash)?;
+        Some((self.content_hash_of(i), self.deps.parents(i)))
     }
 
     /// Check internal invariants (tests only; O(n)).
@@ -583,6 +1043,28 @@ impl<V> Store<V> {
             if self.weight > m {
                 return Err(format!("weight {} over max_bytes {}", self.weight, m));
             }
+        }
+        let slots = &self.slots;
+        self.deps
+            .check(|c| slots.get(c as usize).is_some_and(|s| s.value.is_some()))?;
+        let mut warm = 0;
+        for (i, x) in self.extra.iter().enumerate() {
+            let live = slots.get(i).is_some_and(|s| s.value.is_some());
+            if !live && (x.warmup || x.content_hash.is_some()) {
+                return Err(format!("extras left on vacant slot {i}"));
+            }
+            warm += usize::from(x.warmup);
+        }
+        if warm != self.warm_pending {
+            return Err(format!(
+                "{} warm-up flags but {} pending",
+                warm, self.warm_pending
+            ));
+        }
+        let watch =
+            self.ring.is_some() || self.notify != 0 || self.learning || self.warm_pending > 0;
+        if watch != self.watch {
+            return Err(format!("watch flag {} but should be {}", self.watch, watch));
         }
         Ok(())
     }
@@ -768,5 +1250,353 @@ mod tests {
     #[test]
     fn slot_is_compact() {
         assert!(std::mem::size_of::<Slot<Box<u8>>>() <= 48);
+    }
+
+    fn put_full(s: &mut Store<u64>, n: u64, parents: &[u64], ttl: Ttl, group: u32, now: u64) {
+        let k = key(n);
+        let deps: Vec<Vec<u8>> = parents.iter().map(|&p| key(p)).collect();
+        let ext = WriteExt {
+            depends_on: &deps,
+            ..WriteExt::PLAIN
+        };
+        s.insert_ext(&k, fast_hash(&k), n, 8, ttl, group, now, &ext)
+            .expect("insert");
+    }
+
+    fn put_ext(s: &mut Store<u64>, n: u64, parents: &[u64], ttl: Ttl, now: u64) {
+        put_full(s, n, parents, ttl, 0, now);
+    }
+
+    fn invalidate(s: &mut Store<u64>, n: u64, now: u64) -> usize {
+        let k = key(n);
+        s.invalidate(&k, fast_hash(&k), now)
+    }
+
+    fn live(s: &mut Store<u64>, n: u64) -> bool {
+        let k = key(n);
+        s.peek(&k, fast_hash(&k), 0).is_some()
+    }
+
+    #[test]
+    fn invalidate_removes_transitive_dependents_only() {
+        let mut s: Store<u64> = Store::new(Config::default());
+        // 1 <- 2 <- 3, 1 <- 4, 5 independent, 6 depends on unstored 100
+        put(&mut s, 1, 0);
+        put_ext(&mut s, 2, &[1], Ttl::Default, 0);
+        put_ext(&mut s, 3, &[2], Ttl::Default, 0);
+        put_ext(&mut s, 4, &[1, 100], Ttl::Default, 0);
+        put(&mut s, 5, 0);
+        put_ext(&mut s, 6, &[100], Ttl::Default, 0);
+        s.check_invariants().expect("invariants");
+        assert_eq!(invalidate(&mut s, 2, 0), 2);
+        assert!(!live(&mut s, 2) && !live(&mut s, 3));
+        assert!(live(&mut s, 1) && live(&mut s, 4));
+        // a parent that is not stored still invalidates its dependents
+        assert_eq!(invalidate(&mut s, 100, 0), 2);
+        assert!(!live(&mut s, 4) && !live(&mut s, 6));
+        assert!(live(&mut s, 1) && live(&mut s, 5));
+        assert_eq!(invalidate(&mut s, 100, 0), 0);
+        assert_eq!(s.stats().invalidations, 4);
+        assert!(s.deps.is_empty(), "records of removed entries are gone");
+        s.check_invariants().expect("invariants");
+    }
+
+    #[test]
+    fn invalidate_handles_cycles_and_self_dependencies() {
+        let mut s: Store<u64> = Store::new(Config::default());
+        put_ext(&mut s, 1, &[3], Ttl::Default, 0);
+        put_ext(&mut s, 2, &[1], Ttl::Default, 0);
+        put_ext(&mut s, 3, &[2, 3], Ttl::Default, 0);
+        put_ext(&mut s, 4, &[4], Ttl::Default, 0);
+        assert_eq!(invalidate(&mut s, 2, 0), 3);
+        assert!(s.deps.edges() == 1);
+        assert_eq!(invalidate(&mut s, 4, 0), 1);
+        assert!(s.is_empty() && s.deps.is_empty());
+        s.check_invariants().expect("invariants");
+    }
+
+    #[test]
+    fn dependency_records_follow_every_removal_path() {
+        let sec = 1_000_000_000u64;
+        let mut s: Store<u64> = Store::new(Config {
+            max_entries: Some(50),
+            ..Config::default()
+        });
+        // eviction: far more dependents than fit
+        for n in 0..1000 {
+            put_ext(&mut s, 1000 + n, &[1, n % 7], Ttl::Default, 0);
+            assert!(s.deps.edges() <= 2 * 50);
+        }
+        s.check_invariants().expect("invariants");
+        assert!(s.stats().evictions > 0);
+        // expiry (read, purge and write-time purge)
+        s.clear();
+        for n in 0..40 {
+            put_ext(&mut s, n, &[999], Ttl::After(sec), 0);
+        }
+        assert_eq!(get(&mut s, 0, 2 * sec), None);
+        s.purge_expired(2 * sec);
+        assert!(s.deps.is_empty());
+        // overwrite replaces the dependencies; remove / take / remove_group drop them
+        put_ext(&mut s, 1, &[2, 3], Ttl::Default, 0);
+        put_ext(&mut s, 1, &[4], Ttl::Default, 0);
+        assert_eq!(invalidate(&mut s, 2, 0), 0, "old dependency forgotten");
+        assert!(live(&mut s, 1));
+        put(&mut s, 1, 0);
+        assert!(s.deps.is_empty(), "a plain rewrite has no dependencies");
+        put_ext(&mut s, 1, &[9], Ttl::Default, 0);
+        let k = key(1);
+        assert!(s.remove(&k, fast_hash(&k), 0));
+        put_ext(&mut s, 1, &[9], Ttl::Default, 0);
+        assert_eq!(s.take(&k, fast_hash(&k), 0), Some(1));
+        put_ext(&mut s, 1, &[9], Ttl::Default, 0);
+        s.remove_group(0);
+        assert!(s.deps.is_empty());
+        put_ext(&mut s, 1, &[9], Ttl::Default, 0);
+        s.clear();
+        assert!(s.deps.is_empty());
+        s.check_invariants().expect("invariants");
+        // a reused slot does not inherit dependencies
+        put(&mut s, 2, 0);
+        assert_eq!(invalidate(&mut s, 9, 0), 0);
+        assert!(live(&mut s, 2));
+    }
+
+    #[test]
+    fn chains_survive_the_intermediate_leaving_by_any_path() {
+        let sec = 1_000_000_000u64;
+        // C (3) depends on B (2), which depends on A (1); B leaves, then A is invalidated:
+        // C must go too, however B left
+        for how in [
+            "evict",
+            "expire",
+            "remove",
+            "take",
+            "overwrite",
+            "stale",
+            "group",
+        ] {
+            let mut s: Store<u64> = Store::new(Config {
+                max_entries: Some(3),
+                policy: PolicyKind::Lru,
+                ..Config::default()
+            });
+            put(&mut s, 1, 0);
+            let b_ttl = if how == "expire" {
+                Ttl::After(sec)
+            } else {
+                Ttl::Default
+            };
+            let b_group = if how == "group" { 5 } else { 0 };
+            put_full(&mut s, 2, &[1], b_ttl, b_group, 0);
+            put_ext(&mut s, 3, &[2], Ttl::Default, 0);
+            let kb = key(2);
+            let hb = fast_hash(&kb);
+            let mut now = 0;
+            match how {
+                "evict" => {
+                    get(&mut s, 1, 0);
+                    get(&mut s, 3, 0);
+                    put(&mut s, 4, 0); // LRU victim: 2
+                }
+                "expire" => {
+                    now = 2 * sec;
+                    s.purge_expired(now);
+                }
+                "remove" => assert!(s.remove(&kb, hb, 0)),
+                "take" => assert_eq!(s.take(&kb, hb, 0), Some(2)),
+                "overwrite" => put_ext(&mut s, 2, &[9], Ttl::Default, 0),
+                "stale" => assert!(s.get_checked(&kb, hb, 0, b"x").is_none()),
+                _ => assert_eq!(s.remove_group(5), 1),
+            }
+            assert!(
+                s.peek(&kb, hb, now).is_none() || how == "overwrite",
+                "{how}: B gone"
+            );
+            assert!(live(&mut s, 3), "{how}: C still stored");
+            s.check_invariants().expect("invariants");
+            invalidate(&mut s, 1, now);
+            assert!(!live(&mut s, 3), "{how}: C outlived A's invalidation");
+            s.check_invariants().expect("invariants");
+        }
+    }
+
+    #[test]
+    fn expired_dependents_count_as_expirations_but_still_propagate() {
+        let mut s: Store<u64> = Store::new(Config::default());
+        put(&mut s, 1, 0);
+        put_ext(&mut s, 2, &[1], Ttl::After(10), 0);
+        put_ext(&mut s, 3, &[2], Ttl::Default, 0);
+        assert_eq!(invalidate(&mut s, 1, 100), 2, "1 and 3 live, 2 expired");
+        assert_eq!(s.stats().expirations, 1);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn content_hash_mismatch_is_a_miss_and_drops_the_entry() {
+        let mut s: Store<u64> = Store::new(Config::default());
+        let k = key(1);
+        let h = fast_hash(&k);
+        let ext = WriteExt {
+            content_hash: Some(b"v1"),
+            ..WriteExt::PLAIN
+        };
+        s.insert_ext(&k, h, 1, 8, Ttl::Default, 0, 0, &ext)
+            .expect("insert");
+        assert_eq!(s.get_checked(&k, h, 0, b"v1").copied(), Some(1));
+        assert_eq!(s.meta_of(&k, h).map(|m| m.0), Some(Some(&b"v1"[..])));
+        assert_eq!(s.get_checked(&k, h, 0, b"v2").copied(), None);
+        assert_eq!(s.get(&k, h, 0).copied(), None, "dropped, not served later");
+        // an entry without a hash fails any check
+        put(&mut s, 2, 0);
+        let k2 = key(2);
+        assert_eq!(s.get_checked(&k2, fast_hash(&k2), 0, b"v1").copied(), None);
+        let st = s.stats();
+        assert_eq!((st.hits, st.misses, st.invalidations), (1, 3, 2));
+        assert_eq!(s.take_graveyard().len(), 2);
+        s.check_invariants().expect("invariants");
+    }
+
+    #[test]
+    fn events_log_in_order_and_notices_carry_removed_values() {
+        let mut s: Store<u64> = Store::new(Config {
+            max_entries: Some(2),
+            policy: PolicyKind::Lru,
+            ..Config::default()
+        });
+        s.set_event_log(100);
+        s.set_notify(EventKind::Evict.bit() | EventKind::Invalidate.bit());
+        put(&mut s, 1, 0);
+        put(&mut s, 2, 0);
+        assert_eq!(get(&mut s, 1, 0), Some(1));
+        assert_eq!(get(&mut s, 7, 0), None);
+        put(&mut s, 3, 0); // evicts 2 (LRU)
+        invalidate(&mut s, 3, 0);
+        let kinds: Vec<(EventKind, Vec<u8>)> = s
+            .events(None)
+            .iter()
+            .map(|e| (e.kind, e.key.clone()))
+            .collect();
+        use EventKind::*;
+        assert_eq!(
+            kinds,
+            vec![
+                (Write, key(1)),
+                (Write, key(2)),
+                (Hit, key(1)),
+                (Miss, key(7)),
+                (Write, key(3)),
+                (Evict, key(2)),
+                (Invalidate, key(3)),
+            ]
+        );
+        assert_eq!(s.events(Some(2)).len(), 2);
+        let notices = s.take_notices();
+        let got: Vec<(EventKind, Option<u64>)> =
+            notices.iter().map(|n| (n.kind, n.value)).collect();
+        assert_eq!(got, vec![(Evict, Some(2)), (Invalidate, Some(3))]);
+        assert!(notices.iter().all(|n| n.time > 1.0e9));
+        assert!(!s.has_outbox());
+        s.set_event_log(0);
+        s.set_notify(0);
+        assert!(!s.watch);
+        s.check_invariants().expect("invariants");
+    }
+
+    #[test]
+    fn warmups_count_prediction_hits_once() {
+        let mut s: Store<u64> = Store::new(Config::default());
+        let k = key(1);
+        let h = fast_hash(&k);
+        let warm = WriteExt {
+            warmup: true,
+            ..WriteExt::PLAIN
+        };
+        s.insert_ext(&k, h, 1, 8, Ttl::Default, 0, 0, &warm)
+            .expect("insert");
+        let k2 = key(2);
+        s.insert_ext(&k2, fast_hash(&k2), 2, 8, Ttl::Default, 0, 0, &warm)
+            .expect("insert");
+        assert!(s.watch);
+        assert_eq!(get(&mut s, 1, 0), Some(1));
+        assert_eq!(get(&mut s, 1, 0), Some(1));
+        // 2 is overwritten by a normal write before any hit: no prediction hit
+        put(&mut s, 2, 0);
+        assert_eq!(get(&mut s, 2, 0), Some(2));
+        let st = s.stats();
+        assert_eq!((st.warmups, st.prediction_hits), (2, 1));
+        assert!(!s.watch, "nothing left to watch");
+        s.check_invariants().expect("invariants");
+    }
+
+    #[test]
+    fn learning_records_lookups_and_writes_and_predicts() {
+        let mut s: Store<u64> = Store::new(Config::default());
+        assert!(s.predict(&key(1), fast_hash(&key(1)), 3).is_empty());
+        s.set_learning(true);
+        for _ in 0..3 {
+            put(&mut s, 1, 0);
+            get(&mut s, 2, 0);
+            get(&mut s, 3, 0);
+        }
+        get(&mut s, 1, 0);
+        get(&mut s, 4, 0);
+        let k = key(1);
+        let p: Vec<Vec<u8>> = s
+            .predict(&k, fast_hash(&k), 3)
+            .iter()
+            .map(|kb| kb.as_slice().to_vec())
+            .collect();
+        assert_eq!(p, vec![key(2), key(4)]);
+        s.set_learning(false);
+        get(&mut s, 1, 0);
+        get(&mut s, 9, 0);
+        assert_eq!(
+            s.predict(&k, fast_hash(&k), 3).len(),
+            2,
+            "kept, not learning"
+        );
+        // warm-up writes are not accesses
+        s.set_learning(true);
+        let k5 = key(5);
+        let warm = WriteExt {
+            warmup: true,
+            ..WriteExt::PLAIN
+        };
+        get(&mut s, 1, 0);
+        s.insert_ext(&k5, fast_hash(&k5), 5, 8, Ttl::Default, 0, 0, &warm)
+            .expect("insert");
+        get(&mut s, 2, 0);
+        let p = s.predict(&k, fast_hash(&k), 8);
+        assert!(p.iter().all(|kb| kb.as_slice() != key(5)));
+    }
+
+    #[test]
+    fn dump_reports_extras_coldest_first() {
+        let mut s: Store<u64> = Store::new(Config {
+            max_entries: Some(10),
+            policy: PolicyKind::Lru,
+            ..Config::default()
+        });
+        put(&mut s, 1, 0);
+        put_ext(&mut s, 2, &[1, 7], Ttl::After(100), 0);
+        let k3 = key(3);
+        let ext = WriteExt {
+            content_hash: Some(b"h"),
+            ..WriteExt::PLAIN
+        };
+        s.insert_ext(&k3, fast_hash(&k3), 3, 8, Ttl::Default, 4, 0, &ext)
+            .expect("insert");
+        get(&mut s, 1, 0);
+        let d = s.dump(40);
+        let keys: Vec<&[u8]> = d.iter().map(|e| e.key).collect();
+        assert_eq!(keys, vec![&key(2)[..], &key(3)[..], &key(1)[..]]);
+        assert_eq!(d[0].ttl_left, Some(60));
+        let mut parents = d[0].parents.clone();
+        parents.sort_unstable();
+        assert_eq!(parents, vec![&key(1)[..], &key(7)[..]]);
+        assert_eq!((d[1].group, d[1].content_hash), (4, Some(&b"h"[..])));
+        assert_eq!((d[2].ttl_left, d[2].content_hash), (None, None));
+        assert_eq!(s.dump(200).len(), 2, "expired entries are not dumped");
     }
 }
