@@ -678,3 +678,30 @@ def test_stress_eight_threads_with_the_warm_up_workers_running():
     assert st["warmups"] > 0 and evicted["EVICT"] > 0
     cache.close()
     assert not any(t.is_alive() for t in _prefetch_threads(cache))
+
+
+def test_a_method_of_an_instance_without_weak_references_still_works_unprefetched():
+    cache = InMemCache()
+
+    class Slotted:
+        __slots__ = ("n",)
+
+        def __init__(self, n):
+            self.n = n
+
+        def __cache_key__(self):
+            return self.n
+
+        @cache.memoize(prefetch=True)
+        def part(self, i):
+            return (self.n, i)
+
+    s = Slotted(1)
+    for _ in range(3):
+        assert s.part(1) == (1, 1) and s.part(2) == (1, 2)
+    Slotted.part.cache_invalidate(s, 2)
+    assert s.part(1) == (1, 1)
+    assert cache.wait_idle(WAIT)
+    assert Slotted.part.cache_get(s, 2) is ...  # its arguments could not be kept weakly
+    assert s.part(2) == (1, 2)
+    cache.close()

@@ -258,7 +258,6 @@ class InMemCache(BaseCache):
         self._prefetch_workers = prefetch_workers
         self._prefetch_queue = prefetch_queue
         self._prefetch_depth = prefetch_depth
-        self._prefetch_fanout = 1
         self._pool: Optional[WarmupPool] = None
         self._pool_lock = threading.Lock()
         self._closed = False
@@ -580,17 +579,18 @@ class InMemCache(BaseCache):
     def _accessed_memo(self, memo: Any, call: Call, args: tuple, kwargs: Dict[str, Any]) -> None:
         """A ``prefetch=True`` function was called: remember how to recompute this call,
         then prefetch what is predicted to follow."""
-        self_ref = None
+        loader: Optional[tuple] = (_MEMO, weakref.ref(memo), None, args, kwargs)
         if memo.self_name is not None and args:
             try:
-                self_ref = weakref.ref(args[0])  # never keep a method's instance alive
+                # a weak reference: never keep a method's instance alive
+                loader = (_MEMO, weakref.ref(memo), weakref.ref(args[0]), args[1:], kwargs)
             except TypeError:
-                return
-            args = args[1:]
-        self._accessed(call.key, (_MEMO, weakref.ref(memo), self_ref, args, kwargs))
+                loader = None  # an instance without weak references cannot be prefetched
+        self._accessed(call.key, loader)
 
-    def _accessed(self, key: _core.Key, loader: tuple) -> None:
-        self._loaders.put(key, loader)
+    def _accessed(self, key: _core.Key, loader: Optional[tuple]) -> None:
+        if loader is not None:
+            self._loaders.put(key, loader)
         if self._closed or not _core.is_enabled():
             return
         store = self._store
@@ -599,7 +599,7 @@ class InMemCache(BaseCache):
         for _ in range(self._prefetch_depth):
             ahead = []
             for k in frontier:
-                for p in store._predict_raw(k, self._prefetch_fanout):
+                for p in store._predict_raw(k, 1):
                     if p in seen:
                         continue
                     seen.add(p)
