@@ -135,7 +135,9 @@ class BaseCache:
     def _identity(self, func: FuncLike) -> str:
         return keys.identity(func, scheme=self.key_scheme)
 
-    def _call(self, func: FuncLike, inputs: Optional[Mapping[str, Any]], kwargs: Dict[str, Any]) -> Call:
+    def _call(
+        self, func: Union[FuncLike, CacheEntry], inputs: Optional[Mapping[str, Any]], kwargs: Dict[str, Any]
+    ) -> Call:
         """A Call from the manual API's forms: ``(func, {inputs})``, ``(func, **inputs)`` or
         ``(entry)``."""
         if isinstance(func, CacheEntry):
@@ -182,8 +184,22 @@ class BaseCache:
     def _put(self, call: Call, entry: CacheEntry, ttl: Any = None) -> None:
         self._set(call.digest, entry.to_dict())
 
-    def _put_result(self, call: Call, result: Any, metadata: Dict[str, Any], ttl: Any = None) -> None:
-        """Store a memoized call's result (backends may skip building a CacheEntry)."""
+    def _put_result(
+        self,
+        call: Call,
+        result: Any,
+        metadata: Dict[str, Any],
+        ttl: Any = None,
+        *,
+        depends_on: Optional[List[_core.Key]] = None,
+        content_hash: Any = None,
+        warmup: bool = False,
+    ) -> None:
+        """Store a memoized call's result (backends may skip building a CacheEntry).
+
+        ``depends_on``, ``content_hash`` and ``warmup`` come only from the ``memoize``
+        options in :attr:`_FEATURES`, which a backend without them refuses at decoration.
+        """
         self._put(call, call.entry(result, ..., metadata), ttl)
 
     def _put_many(self, items: Sequence[tuple[Call, CacheEntry]], ttl: Any = None) -> None:

@@ -255,7 +255,7 @@ def _header(path: str, line: bytes) -> Dict[str, Any]:
             f"format {JSON_FORMAT_VERSION}"
         )
     saved_at = header.get("saved_at")
-    if type(saved_at) not in (int, float) or not math.isfinite(saved_at):
+    if not isinstance(saved_at, (int, float)) or isinstance(saved_at, bool) or not math.isfinite(saved_at):
         raise SnapshotCorruptError(f"{path!r}: the snapshot header has an invalid saved_at {saved_at!r}")
     return header
 
