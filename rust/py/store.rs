@@ -264,23 +264,6 @@ pub fn py_estimate_size(value: &Bound<'_, PyAny>) -> PyResult<u64> {
 /// Subscriber callbacks by event kind.
 type Subscribers = [Vec<Py<PyAny>>; 8];
 
-/// What leaves the store during one operation: values to drop and notices to deliver, both
-/// after the borrow ends.
-struct Outbox {
-    dead: Vec<Py<PyAny>>,
-    notices: Vec<Notice<Py<PyAny>>>,
-}
-
-impl Outbox {
-    #[inline]
-    fn take(s: &mut RawStore<Py<PyAny>>) -> Outbox {
-        Outbox {
-            dead: s.take_graveyard(),
-            notices: s.take_notices(),
-        }
-    }
-}
-
 /// The shared machinery: the locked raw store, the clock and the subscribers.
 pub struct Shared {
     pub(crate) inner: GilCell<RawStore<Py<PyAny>>>,
@@ -355,9 +338,13 @@ impl Shared {
         let found = g.get(key, hash, now).map(|v| v.clone_ref(py));
         if g.has_outbox() {
             // an expired entry was dropped or an event is due: handle it after unlocking
-            let out = Outbox::take(&mut g);
+            let dead = g.take_graveyard();
+            let notices = g.take_notices();
             drop(g);
-            self.deliver(py, out);
+            drop(dead);
+            if !notices.is_empty() {
+                self.deliver(py, notices);
+            }
         }
         Ok(found)
     }
@@ -409,23 +396,23 @@ impl Shared {
         py: Python<'_>,
         f: impl FnOnce(&mut RawStore<Py<PyAny>>) -> R,
     ) -> PyResult<R> {
-        let (r, out) = {
+        let (r, dead, notices) = {
             let mut g = self.inner.borrow(py)?;
             let r = f(&mut g);
-            (r, g.has_outbox().then(|| Outbox::take(&mut g)))
+            (r, g.take_graveyard(), g.take_notices())
         };
-        if let Some(out) = out {
-            self.deliver(py, out);
+        drop(dead);
+        if !notices.is_empty() {
+            self.deliver(py, notices);
         }
         Ok(r)
     }
 
-    /// Drop removed values and call subscribers (the store is not borrowed here).
+    /// Call the subscribers of `notices` (the store is not borrowed here).
     #[cold]
     #[inline(never)]
-    fn deliver(&self, py: Python<'_>, out: Outbox) {
-        drop(out.dead);
-        for n in out.notices {
+    fn deliver(&self, py: Python<'_>, notices: Vec<Notice<Py<PyAny>>>) {
+        for n in notices {
             self.notify(py, n);
         }
     }
@@ -479,10 +466,10 @@ impl Shared {
 fn parse_kind(kind: &str) -> PyResult<EventKind> {
     EventKind::parse(kind).ok_or_else(|| {
         PyValueError::new_err(format!(
-            "kind must be one of {}; got {kind:?}",
+            "kind must be one of {} (any case); got '{kind}'",
             EventKind::ALL
                 .iter()
-                .map(|k| format!("{:?}", k.name()))
+                .map(|k| format!("'{}'", k.name()))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
@@ -837,7 +824,7 @@ impl PyStore {
         }
         let Some(target) = found else {
             return Err(PyValueError::new_err(format!(
-                "callback is not subscribed to {:?}",
+                "callback is not subscribed to '{}'",
                 k.name()
             )));
         };
