@@ -139,9 +139,8 @@ class _LoadMethod(Generic[C]):
     def __get__(self, obj: C, owner: Optional[type] = None) -> Callable[..., int]: ...
 
     def __get__(self, obj: Any, owner: Any = None) -> Any:
-        if obj is None:
-            return functools.partial(_load_new, owner)
-        return types.MethodType(_load_into, obj)
+        # bound methods (of the class, or of the instance) keep each form's docstring
+        return types.MethodType(_load_new if obj is None else _load_into, owner if obj is None else obj)
 
 
 def _load_new(cls: type[C], path: Any, /, **options: Any) -> C:
