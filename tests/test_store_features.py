@@ -478,6 +478,13 @@ def test_predict_next_excludes_the_key_itself_and_decodes_keys():
     assert isinstance(succ, _core.Key), "undecodable keys come back as Key objects"
 
 
+def test_track_patterns_setter_validates():
+    s = Store()
+    with pytest.raises(TypeError, match="track_patterns"):
+        s.track_patterns = 1
+    assert s.track_patterns is False
+
+
 def test_learning_can_be_turned_off_and_keeps_what_it_learned():
     s = Store(track_patterns=True)
     s.get("a")
@@ -598,3 +605,50 @@ def test_raw_depends_on_must_be_keys():
     s = Store()
     with pytest.raises(TypeError, match=r"depends_on\[0\] must be a cachehaven Key, not str"):
         s._set_raw(_core.call_key("f", {}), ("v",), depends_on=["x"])
+
+
+def test_threads_with_dependencies_and_reentrant_subscribers():
+    import random
+    import threading
+
+    s = Store(max_entries=200, events=64, track_patterns=True)
+    seen = []
+    # subscribers run with the store released: they may read and write it
+    s.subscribe("EVICT", lambda e: s.get(("shadow", 0)))
+    s.subscribe("INVALIDATE", lambda e: seen.append(e.kind))
+    errors = []
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for _ in range(3000):
+                k = rng.randrange(400)
+                op = rng.random()
+                if op < 0.5:
+                    parents = [rng.randrange(400) for _ in range(rng.randrange(3))]
+                    s.set(k, k, depends_on=[*parents, ("tag", k % 5)], content_hash=k % 3)
+                elif op < 0.85:
+                    v = s.get(k, None, content_hash=rng.randrange(3))
+                    assert v is None or v == k
+                elif op < 0.95:
+                    s.invalidate(rng.choice([k, ("tag", k % 5)]))
+                else:
+                    s.predict_next(k)
+                    s.hot_entries(5)
+                    s.events(10)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(s) <= 200
+    assert seen and set(seen) == {"INVALIDATE"}
+    s._check()
+    for i in range(5):
+        s.invalidate(("tag", i))
+    assert len(s) == 0, "every entry depended on a tag"
+    s._check()

@@ -761,8 +761,8 @@ impl PyStore {
     }
 
     #[setter]
-    fn set_track_patterns(&self, py: Python<'_>, on: bool) -> PyResult<()> {
-        self.shared.with(py, |s| s.set_learning(on))
+    fn set_track_patterns(&self, py: Python<'_>, track_patterns: bool) -> PyResult<()> {
+        self.shared.with(py, |s| s.set_learning(track_patterns))
     }
 
     /// The newest `n` logged events (all with None), oldest first; empty with `events=0`.
