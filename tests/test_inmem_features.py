@@ -398,7 +398,8 @@ def test_subscribe_and_unsubscribe():
     cache.subscribe("MISS", seen.append)  # once is enough
     cache.get("f", x=1)
     cache.unsubscribe("miss", seen.append)
-    cache.unsubscribe("miss", seen.append)  # not subscribed: nothing happens
+    with pytest.raises(ValueError, match="not subscribed to MISS"):
+        cache.unsubscribe("miss", seen.append)
     cache.get("f", x=2)
     assert [e.inputs for e in seen] == [{"x": 1}]
     with pytest.raises(ValueError, match="BOGUS"):

@@ -119,7 +119,7 @@ def _to_event(ev: Any) -> CacheEvent:
         func: Optional[str] = entry.func
         inputs: Optional[Dict[str, Any]] = entry.inputs
     else:
-        raw = _key_bytes(ev.key)
+        raw = _key_bytes(getattr(ev, "raw_key", ev.key))
         described = None if raw is None else _describe(raw)
         func, inputs = described if described is not None else (None, None)
     return CacheEvent(ev.kind, ev.time, func, inputs, entry)
@@ -506,12 +506,13 @@ class InMemCache(BaseCache):
             self._subscriptions[(kind_name, callback)] = relay
 
     def unsubscribe(self, kind: str, callback: Callable[[CacheEvent], Any]) -> None:
-        """Stop calling ``callback`` for ``kind`` (nothing happens if it was not subscribed)."""
+        """Stop calling ``callback`` for ``kind``; ValueError if it was not subscribed."""
         kind_name = _check_kind(kind)
         with self._sub_lock:
             relay = self._subscriptions.pop((kind_name, callback), None)
-            if relay is not None:
-                self._store.unsubscribe(kind_name, relay)
+            if relay is None:
+                raise ValueError(f"{callback!r} is not subscribed to {kind_name}")
+            self._store.unsubscribe(kind_name, relay)
 
     # ------------------------------------------------------------------ patterns and warm-up
     @property
