@@ -401,3 +401,26 @@ def test_saving_twice_replaces_the_file(tmp_path):
     cache.set("a", output=2)
     cache.save(str(path))
     assert InMemCache.load(path).get("a") == 2
+
+
+def test_memoized_entries_with_exclusions_and_star_args_are_hits_after_a_load(tmp_path):
+    def f(x, opts, *args, verbose=False, secret=None, **kw):
+        return (x, args, kw)
+
+    cache = InMemCache(exclude=["secret"])
+    memo = cache.memoize(exclude=["verbose", "opts.key"], name="f")(f)
+    memo(1, {"a": 1, "key": "s"}, 5, 6, verbose=True, secret="z", extra=3)
+    cache.save(tmp_path / "s.snap")
+
+    loaded = InMemCache.load(tmp_path / "s.snap", exclude=["secret"])
+    again = loaded.memoize(exclude=["verbose", "opts.key"], name="f")(f)
+    assert again(1, {"a": 1, "key": "other"}, 5, 6, secret="q", extra=3) == (1, (5, 6), {"extra": 3})
+    assert again.cache_info().hits == 1
+
+
+def test_an_unserializable_entry_error_names_the_function_and_the_way_out(tmp_path):
+    cache = InMemCache()
+    cache.set("holder", output={"lock": object()})
+    with pytest.raises(SerializationError, match=r"'holder'.*output\['lock'\].*strict=False") as info:
+        cache.save(tmp_path / "s.snap")
+    assert "pickle" not in str(info.value)

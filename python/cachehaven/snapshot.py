@@ -64,6 +64,7 @@ from .errors import (
     SnapshotVersionError,
 )
 from .serialize import (
+    _PICKLE_HINT,
     JSON_FORMAT_VERSION,
     Record,
     _json_bytes,
@@ -119,7 +120,12 @@ def encode_entry(item: SnapshotEntry) -> bytes:
     try:
         tree: Dict[str, Any] = {"record": record_to_jsonable(Record(item.entry, item.key, None))}
     except SerializationError as e:
-        raise SerializationError(f"cannot snapshot an entry of {item.entry.func!r}: {e}") from None
+        # snapshots have no pickle option: point to what they do offer
+        why = str(e).replace(_PICKLE_HINT, "").rstrip()
+        raise SerializationError(
+            f"cannot snapshot an entry of {item.entry.func!r}: {why} (save(path, strict=False) "
+            "skips the entries it cannot represent)"
+        ) from None
     if item.ttl is not None:
         tree["ttl"] = float(item.ttl)
     if item.content_hash is not None:
