@@ -414,33 +414,38 @@ impl<V> Store<V> {
 
     /// Look `key` up, counting a hit or a miss and updating recency/frequency on a hit.
     /// An expired entry is removed and counts as a miss.
-    #[inline]
+    #[inline(always)]
     pub fn get(&mut self, key: &[u8], hash: u64, now: u64) -> Option<&V> {
-        match self.find(key, hash) {
-            Some(i) if !Self::is_expired(&self.slots[i as usize], now) => {
-                self.stats.hits += 1;
-                self.policy.on_access(i, hash);
-                if self.watch {
-                    self.watch_hit(i, key, hash);
-                }
-                self.slots[i as usize].value.as_ref()
-            }
-            Some(i) => {
-                self.remove_slot(i, hash, Why::Expire);
-                self.stats.expirations += 1;
-                self.miss(key, hash)
-            }
-            None => self.miss(key, hash),
+        // the hit path stays small enough to inline into callers; the rest is out of line
+        let Some(i) = self.find(key, hash) else {
+            self.miss(key, hash);
+            return None;
+        };
+        if Self::is_expired(&self.slots[i as usize], now) {
+            self.expired_lookup(i, key, hash);
+            return None;
         }
+        self.stats.hits += 1;
+        self.policy.on_access(i, hash);
+        if self.watch {
+            self.watch_hit(i, key, hash);
+        }
+        self.slots[i as usize].value.as_ref()
+    }
+
+    #[inline(never)]
+    fn expired_lookup(&mut self, i: u32, key: &[u8], hash: u64) {
+        self.remove_slot(i, hash, Why::Expire);
+        self.stats.expirations += 1;
+        self.miss(key, hash);
     }
 
     #[inline]
-    fn miss(&mut self, key: &[u8], hash: u64) -> Option<&V> {
+    fn miss(&mut self, key: &[u8], hash: u64) {
         self.stats.misses += 1;
         if self.watch {
             self.watch_access(EventKind::Miss, key, hash);
         }
-        None
     }
 
     /// Like [`Store::get`], but an entry whose content hash is not `want` (or that has
@@ -452,7 +457,8 @@ impl<V> Store<V> {
             if stale {
                 self.remove_slot(i, hash, Why::Stale);
                 self.stats.invalidations += 1;
-                return self.miss(key, hash);
+                self.miss(key, hash);
+                return None;
             }
         }
         self.get(key, hash, now)
