@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from . import _core
 from ._core import POLICIES, Key, Store
 from .backends import CallbackCache, InMemCache, NoCache
+from .backends.memory import CacheEvent
 from .base import BaseCache, CacheInfo
 from .entry import MISSING, CacheEntry
 from .errors import (
@@ -22,6 +23,10 @@ from .errors import (
     KeyDepthError,
     KeyTypeError,
     SerializationError,
+    SnapshotCorruptError,
+    SnapshotError,
+    SnapshotForeignError,
+    SnapshotVersionError,
 )
 from .keys import KEY_SCHEMES, ahvn_key, call_key, identity
 
@@ -35,10 +40,15 @@ __all__ = [
     "JsonCache",
     "RedisCache",
     "SerializationError",
+    "SnapshotCorruptError",
+    "SnapshotError",
+    "SnapshotForeignError",
+    "SnapshotVersionError",
     "MISSING",
     "POLICIES",
     "BaseCache",
     "CacheEntry",
+    "CacheEvent",
     "CacheInfo",
     "CachehavenError",
     "CallbackCache",

@@ -135,7 +135,9 @@ class BaseCache:
     def _identity(self, func: FuncLike) -> str:
         return keys.identity(func, scheme=self.key_scheme)
 
-    def _call(self, func: FuncLike, inputs: Optional[Mapping[str, Any]], kwargs: Dict[str, Any]) -> Call:
+    def _call(
+        self, func: Union[FuncLike, CacheEntry], inputs: Optional[Mapping[str, Any]], kwargs: Dict[str, Any]
+    ) -> Call:
         """A Call from the manual API's forms: ``(func, {inputs})``, ``(func, **inputs)`` or
         ``(entry)``."""
         if isinstance(func, CacheEntry):
@@ -182,8 +184,22 @@ class BaseCache:
     def _put(self, call: Call, entry: CacheEntry, ttl: Any = None) -> None:
         self._set(call.digest, entry.to_dict())
 
-    def _put_result(self, call: Call, result: Any, metadata: Dict[str, Any], ttl: Any = None) -> None:
-        """Store a memoized call's result (backends may skip building a CacheEntry)."""
+    def _put_result(
+        self,
+        call: Call,
+        result: Any,
+        metadata: Dict[str, Any],
+        ttl: Any = None,
+        *,
+        depends_on: Optional[List[_core.Key]] = None,
+        content_hash: Any = None,
+        warmup: bool = False,
+    ) -> None:
+        """Store a memoized call's result (backends may skip building a CacheEntry).
+
+        ``depends_on``, ``content_hash`` and ``warmup`` come only from the ``memoize``
+        options in :attr:`_FEATURES`, which a backend without them refuses at decoration.
+        """
         self._put(call, call.entry(result, ..., metadata), ttl)
 
     def _put_many(self, items: Sequence[tuple[Call, CacheEntry]], ttl: Any = None) -> None:
@@ -262,15 +278,26 @@ class BaseCache:
 
         ``ttl`` (seconds or a timedelta) applies where the backend supports expiry.
         """
+        call, entry = self._set_args(func, output, expected, metadata, kwargs)
+        self._put(call, entry, ttl)
+
+    def _set_args(
+        self,
+        func: Union[FuncLike, CacheEntry],
+        output: Any,
+        expected: Any,
+        metadata: Optional[Dict[str, Any]],
+        kwargs: Dict[str, Any],
+    ) -> tuple[Call, CacheEntry]:
+        """The call and entry of ``set``'s two forms (``set(entry)``, ``set(func, ..., **inputs)``)."""
         if isinstance(func, CacheEntry):
             if output is not ... or expected is not ... or metadata is not None or kwargs:
                 raise TypeError("cache.set(entry) takes no other arguments")
-            self._put(self._entry_call(func), func, ttl)
-            return
+            return self._entry_call(func), func
         if output is ... and expected is ...:
             raise ValueError("cache.set(func, ...) needs output= or expected=")
         call = self._call(func, None, kwargs)
-        self._put(call, call.entry(output, expected, metadata), ttl)
+        return call, call.entry(output, expected, metadata)
 
     def get_many(self, func: FuncLike, inputs: Iterable[Mapping[str, Any]], /) -> List[Any]:
         """The cached values of ``func`` on each inputs dict, in order (``...`` for a miss).
@@ -343,6 +370,14 @@ class BaseCache:
         """Remove one entry: ``cache.remove(entry)``, ``cache.remove("f", {"x": 5})`` or
         ``cache.remove("f", x=5)``. Returns whether it was there."""
         return self._delete(self._call(func, inputs, kwargs))
+
+    def invalidate(
+        self, func: Union[FuncLike, CacheEntry], inputs: Optional[Mapping[str, Any]] = None, /, **kwargs: Any
+    ) -> int:
+        """Remove an entry and everything that depends on it; returns how many entries were
+        removed. Only ``InMemCache`` records dependencies (``depends_on=``); on the other
+        backends no entry has dependents, and this removes the one entry (0 or 1)."""
+        return int(self._delete(self._call(func, inputs, kwargs)))
 
     def unset(self, func: FuncLike, **kwargs: Any) -> bool:
         """Remove the entry of ``func`` on ``**kwargs`` (AgentHeaven's name for remove)."""
@@ -440,6 +475,9 @@ class BaseCache:
         cache_if: Optional[Callable[[Any], bool]] = None,
         version: Any = None,
         fail_open: bool = False,
+        depends_on: Any = None,
+        content_hash: Optional[Callable[..., Any]] = None,
+        prefetch: bool = False,
     ) -> Callable[[Callable[P, R]], MemoizedFunction[P, R]]: ...
 
     def memoize(
@@ -454,6 +492,9 @@ class BaseCache:
         cache_if: Optional[Callable[[Any], bool]] = None,
         version: Any = None,
         fail_open: bool = False,
+        depends_on: Any = None,
+        content_hash: Optional[Callable[..., Any]] = None,
+        prefetch: bool = False,
     ) -> Any:
         """Cache a function's results; works bare (``@cache.memoize``) or called.
 
@@ -469,6 +510,19 @@ class BaseCache:
         * ``version``: part of the identity; bump it when the function's meaning changes.
         * ``fail_open``: if the cache itself fails (a dropped connection, a full disk), log
           and compute without it instead of raising.
+
+        ``InMemCache`` only (other backends raise ``ConfigError`` for them):
+
+        * ``depends_on``: what each result depends on, so that ``cache.invalidate(...)`` of
+          any of it removes the result too: a list of dependency specs (``(func, inputs)``
+          pairs, ``CacheEntry`` objects, or tags such as ``"config"``), or a callable taking
+          the function's arguments and returning such a list.
+        * ``content_hash``: a callable taking the function's arguments and returning the
+          current hash (``str``, ``bytes`` or ``int``) of what the result was computed from;
+          a stored result with another hash is dropped and recomputed.
+        * ``prefetch``: after each call, compute the calls predicted to come next in the
+          background, so that they are hits (plain sync functions; turns on pattern
+          learning). Calls of such a function run in the Python engine.
 
         Exceptions are never cached. A generator's items are cached only once it has been
         consumed to the end. Concurrent calls with the same key run the function once.
@@ -518,13 +572,26 @@ class BaseCache:
 
         return self._decorate(_batch, func, locals())
 
-    _OPTIONS = ("name", "exclude", "annotation", "ttl", "cache_if", "version", "fail_open")
+    _OPTIONS = (
+        "name",
+        "exclude",
+        "annotation",
+        "ttl",
+        "cache_if",
+        "version",
+        "fail_open",
+        "depends_on",
+        "content_hash",
+        "prefetch",
+    )
+    #: ``memoize`` options only some backends support (``InMemCache`` supports all of them).
+    _FEATURES: frozenset[str] = frozenset()
 
     def _decorate(
         self, engine: Callable[..., Any], func: Optional[Callable[..., Any]], args: Dict[str, Any]
     ) -> Any:
         """Apply ``engine`` now (bare decorator) or return the decorator (called with options)."""
-        opts = {k: args[k] for k in self._OPTIONS}
+        opts = {k: args[k] for k in self._OPTIONS if k in args}
         if func is not None:
             return engine(self, func, **opts)
         return lambda f: engine(self, f, **opts)
@@ -590,6 +657,22 @@ class _SingleFlight:
             if latch.error is not None:
                 raise latch.error
             return latch.value
+        return self._lead(key, latch, compute)
+
+    def try_run(self, key: _core.Key, compute: Callable[[], Any]) -> bool:
+        """Run ``compute`` as the leader of ``key``'s flight, unless a flight for ``key`` is
+        already in progress: then return False at once, without waiting (a background
+        prefetch must never block behind a caller's miss; that miss stores the value anyway).
+        Callers that arrive while it runs wait for it as for any leader. Returns True when
+        it ran; ``compute``'s exception propagates (and reaches those waiters)."""
+        with self._lock:
+            if key in self._inflight:
+                return False
+            latch = self._inflight[key] = _Latch()
+        self._lead(key, latch, compute)
+        return True
+
+    def _lead(self, key: _core.Key, latch: _Latch, compute: Callable[[], Any]) -> Any:
         try:
             latch.value = compute()
             return latch.value

@@ -15,6 +15,10 @@ __all__ = [
     "KeyDepthError",
     "KeyTypeError",
     "SerializationError",
+    "SnapshotCorruptError",
+    "SnapshotError",
+    "SnapshotForeignError",
+    "SnapshotVersionError",
 ]
 
 
@@ -53,3 +57,25 @@ class BackendError(CachehavenError):
     The message says which backend and operation failed; it never contains credentials.
     ``memoize(fail_open=True)`` turns these into a computed call without the cache.
     """
+
+
+class SnapshotError(CachehavenError, ValueError):
+    """A snapshot file cannot be loaded (``InMemCache.load``). The cache is left as it was.
+
+    The subclasses say why: :class:`SnapshotForeignError` (not a cachehaven snapshot at all),
+    :class:`SnapshotVersionError` (written by a newer cachehaven, or with another key format),
+    :class:`SnapshotCorruptError` (a snapshot, but truncated or damaged). The message names
+    the file and, where it applies, the line.
+    """
+
+
+class SnapshotForeignError(SnapshotError):
+    """The file is not a cachehaven snapshot (another format, or empty)."""
+
+
+class SnapshotVersionError(SnapshotError):
+    """The snapshot was written in a format version this cachehaven cannot read."""
+
+
+class SnapshotCorruptError(SnapshotError):
+    """The snapshot is truncated, fails its checksum, or holds an invalid record."""

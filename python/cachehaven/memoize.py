@@ -48,6 +48,47 @@ def check_ttl(ttl: Any, what: str = "ttl") -> Optional[float]:
     return secs
 
 
+def _check_features(
+    cache: BaseCache, func: Callable[..., Any], depends_on: Any, content_hash: Any, prefetch: Any
+) -> None:
+    """Validate the InMemCache-only options of ``memoize`` against the cache and function."""
+    given = {
+        "depends_on": depends_on is not None,
+        "content_hash": content_hash is not None,
+        "prefetch": bool(prefetch),
+    }
+    for option, used in given.items():
+        if used and option not in cache._FEATURES:
+            raise ConfigError(
+                f"memoize({option}=...) needs InMemCache; {type(cache).__name__} does not support it"
+            )
+    if (
+        depends_on is not None
+        and not callable(depends_on)
+        and not isinstance(depends_on, (list, tuple, set, frozenset))
+    ):
+        raise ConfigError(
+            "depends_on must be a list of dependency specs or a callable returning one, "
+            f"not {type(depends_on).__name__}"
+        )
+    if content_hash is not None and not callable(content_hash):
+        raise ConfigError(
+            "content_hash must be a callable taking the function's arguments and returning a "
+            f"str, bytes or int, not {type(content_hash).__name__}"
+        )
+    if not isinstance(prefetch, bool):
+        raise ConfigError(f"prefetch must be True or False, not {prefetch!r}")
+    if prefetch and (
+        inspect.iscoroutinefunction(func)
+        or inspect.isgeneratorfunction(func)
+        or inspect.isasyncgenfunction(func)
+    ):
+        raise ConfigError(
+            "memoize(prefetch=True) needs a plain (sync, non-generator) function: prefetches "
+            "run it on background threads"
+        )
+
+
 class _Memo:
     """Everything one memoized function needs, shared by its engine and helpers."""
 
@@ -63,6 +104,9 @@ class _Memo:
         cache_if: Optional[Callable[[Any], bool]],
         version: Any,
         fail_open: bool,
+        depends_on: Any = None,
+        content_hash: Optional[Callable[..., Any]] = None,
+        prefetch: bool = False,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigError(f"name must be a non-empty str, not {name!r}")
@@ -80,6 +124,16 @@ class _Memo:
         self.ttl = check_ttl(ttl)
         self.cache_if = cache_if
         self.fail_open = bool(fail_open)
+        _check_features(cache, func, depends_on, content_hash, prefetch)
+        #: a list of dependency specs, resolved once here, or a callable resolved per call
+        self.depends_on: Any = depends_on
+        self.static_deps: Optional[List[_core.Key]] = None
+        if depends_on is not None and not callable(depends_on):
+            self.static_deps = cache._dep_keys(depends_on, "depends_on")  # type: ignore[attr-defined]
+        self.content_hash = content_hash
+        self.prefetch = bool(prefetch)
+        if self.prefetch:
+            cache._enable_prefetch()  # type: ignore[attr-defined]
         self.binder = keys.make_binder(func, ident, exclude, cache._exclude)
         self.self_name: Optional[str] = self.binder.self_name  # a method's self/cls, if any
         self.hits = 0
@@ -137,16 +191,66 @@ class _Memo:
             return Call(call.key, call.func, self._record_inputs(call), call.target, call.scheme)
         return call
 
-    def store(self, call: Call, result: Any) -> None:
+    def store(
+        self,
+        call: Call,
+        result: Any,
+        args: tuple = (),
+        kwargs: Optional[Dict[str, Any]] = None,
+        content_hash: Any = None,
+        warmup: bool = False,
+    ) -> None:
+        """Store ``result`` for ``call``. ``args``/``kwargs`` are the call's arguments, which
+        a ``depends_on`` callable receives; ``content_hash`` and ``warmup`` go to InMemCache."""
         kept = self._kept(call, result)
         if kept is None:
             return
-        if self.fail_open:
-            self._guard(
-                "store", lambda: self.cache._put_result(kept, result, self.metadata(), self.ttl), None
-            )
+        cache = self.cache
+        if self.depends_on is None and content_hash is None and not warmup:
+            put = lambda: cache._put_result(kept, result, self.metadata(), self.ttl)  # noqa: E731
         else:
-            self.cache._put_result(kept, result, self.metadata(), self.ttl)
+            deps = self.deps_for(args, kwargs or {})
+            put = lambda: cache._put_result(  # noqa: E731
+                kept,
+                result,
+                self.metadata(),
+                self.ttl,
+                depends_on=deps,
+                content_hash=content_hash,
+                warmup=warmup,
+            )
+        if self.fail_open:
+            self._guard("store", put, None)
+        else:
+            put()
+
+    def deps_for(self, args: tuple, kwargs: Dict[str, Any]) -> Optional[List[_core.Key]]:
+        """The keys a result of ``f(*args, **kwargs)`` depends on (``depends_on=``)."""
+        if self.static_deps is not None or self.depends_on is None:
+            return self.static_deps
+        specs = self.depends_on(*args, **kwargs)
+        return self.cache._dep_keys(specs, f"depends_on({self.name})")  # type: ignore[attr-defined]
+
+    def hash_for(self, args: tuple, kwargs: Dict[str, Any]) -> Any:
+        """The current content hash of ``f(*args, **kwargs)`` (``content_hash=``), or None."""
+        if self.content_hash is None:
+            return None
+        h = self.content_hash(*args, **kwargs)
+        if type(h) not in (str, bytes, int):
+            raise TypeError(
+                f"content_hash of {self.name} must return a str, bytes or int, not {type(h).__name__}"
+            )
+        return h
+
+    def fetch_hashed(self, call: Call, content_hash: Any) -> Any:
+        """Look ``call`` up; an entry stored with another content hash is dropped (a miss)."""
+        if content_hash is None:
+            return self.fetch(call)
+        return self._guard(
+            "lookup",
+            lambda: self.cache._fetch_value_hashed(call, content_hash),  # type: ignore[attr-defined]
+            MISSING,
+        )
 
     def store_many(self, pairs: Sequence[tuple[Call, Any]]) -> None:
         items = []
@@ -158,14 +262,37 @@ class _Memo:
             self._guard("store", lambda: self.cache._put_many(items, self.ttl), None)
 
     # ------------------------------------------------------------------ sync computing
-    def compute(self, call: Call, args: tuple, kwargs: Dict[str, Any]) -> Any:
+    def compute(self, call: Call, args: tuple, kwargs: Dict[str, Any], content_hash: Any = None) -> Any:
         """Run the function for a missed call (inside single-flight) and store the result."""
-        v = self.recheck(call)  # an earlier flight may have stored it just now
-        if v is not MISSING:
-            return v
+        if content_hash is None:
+            # an earlier flight may have stored it just now (with a content hash, a plain
+            # recheck cannot tell a stale entry from a fresh one: compute instead)
+            v = self.recheck(call)
+            if v is not MISSING:
+                return v
         result = self.func(*args, **kwargs)
-        self.store(call, result)
+        self.store(call, result, args, kwargs, content_hash)
         return result
+
+    def warm(self, key: _core.Key, args: tuple, kwargs: Dict[str, Any]) -> None:
+        """Prefetch: compute ``f(*args, **kwargs)`` (whose key is ``key``) in the background,
+        unless it is stored or a caller is computing it already (single-flight)."""
+        if not _core.is_enabled():
+            return
+        call = self.call_for(args, kwargs)
+        if call is None or call.key != key:
+            return
+
+        def compute() -> Any:
+            v = self.recheck(call)
+            if v is not MISSING:
+                return v
+            h = self.hash_for(args, kwargs)
+            result = self.func(*args, **kwargs)
+            self.store(call, result, args, kwargs, h, warmup=True)
+            return result
+
+        self.cache._flight.try_run(key, compute)
 
     def native_miss(self, key: _core.Key, args: tuple, kwargs: Optional[Dict[str, Any]]) -> Any:
         kwargs = kwargs or {}
@@ -273,7 +400,7 @@ def _attach(wrapper: Any, memo: _Memo) -> None:
 
     def cache_set(value: Any, /, *args: Any, **kwargs: Any) -> None:
         """Store ``value`` as the result for these arguments."""
-        memo.store(memo.must_call(args, kwargs), value)
+        memo.store(memo.must_call(args, kwargs), value, args, kwargs, memo.hash_for(args, kwargs))
 
     def cache_invalidate(*args: Any, **kwargs: Any) -> bool:
         """Remove the cached result for these arguments; returns whether there was one."""
@@ -316,6 +443,10 @@ def memoize(cache: BaseCache, func: Any, **opts: Any) -> Any:
         wrapper = _async_engine(memo)
     elif inspect.isgeneratorfunction(func):
         wrapper = _gen_engine(memo)
+    elif memo.prefetch or memo.content_hash is not None:
+        # the native wrapper answers hits in Rust, where no content hash is checked and no
+        # prefetch is started: these options take the Python engine (they are opt-in)
+        wrapper = _featured_sync_engine(memo)
     else:
         wrapper = cache._native_engine(memo) or _sync_engine(memo)
     functools.update_wrapper(wrapper, func)
@@ -409,8 +540,9 @@ def _refresher(memo: _Memo) -> Callable[..., Any]:
         async def refresh(*args: Any, **kwargs: Any) -> Any:
             """Recompute and store the result for these arguments, ignoring the cache."""
             call = memo.must_call(args, kwargs)
+            h = memo.hash_for(args, kwargs)
             result = await func(*args, **kwargs)
-            memo.store(call, result)
+            memo.store(call, result, args, kwargs, h)
             return result
 
         return refresh
@@ -418,10 +550,11 @@ def _refresher(memo: _Memo) -> Callable[..., Any]:
     def refresh_sync(*args: Any, **kwargs: Any) -> Any:
         """Recompute and store the result for these arguments, ignoring the cache."""
         call = memo.must_call(args, kwargs)
+        h = memo.hash_for(args, kwargs)
         result = func(*args, **kwargs)
         if inspect.isgenerator(result) or inspect.isasyncgen(result):
             raise TypeError("refresh() is for plain and async functions; iterate the generator instead")
-        memo.store(call, result)
+        memo.store(call, result, args, kwargs, h)
         return result
 
     return refresh_sync
@@ -446,6 +579,37 @@ def _sync_engine(memo: _Memo) -> Callable[..., Any]:
     return wrapper
 
 
+def _featured_sync_engine(memo: _Memo) -> Callable[..., Any]:
+    """The sync engine with a content hash and/or prefetching (InMemCache)."""
+    func, cache = memo.func, memo.cache
+    prefetch = memo.prefetch
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _core.is_enabled():
+            return func(*args, **kwargs)
+        call = memo.call_for(args, kwargs)
+        if call is None:
+            return func(*args, **kwargs)
+        h = memo.hash_for(args, kwargs)
+        v = memo.fetch_hashed(call, h)
+        if v is not MISSING:
+            memo.hits += 1
+            if prefetch:
+                cache._accessed_memo(memo, call, args, kwargs)  # type: ignore[attr-defined]
+            return v
+        memo.misses += 1
+        if not prefetch:
+            return cache._flight.run(call.key, lambda: memo.compute(call, args, kwargs, h))
+        try:
+            return cache._flight.run(call.key, lambda: memo.compute(call, args, kwargs, h))
+        finally:
+            # after this miss is stored: prefetched results then enter the cache after it,
+            # and a prefetch finishing alongside it cannot push it out (or be pushed out)
+            cache._accessed_memo(memo, call, args, kwargs)  # type: ignore[attr-defined]
+
+    return wrapper
+
+
 def _async_engine(memo: _Memo) -> Callable[..., Any]:
     func, cache = memo.func, memo.cache
     flight = cache._aflight
@@ -456,18 +620,20 @@ def _async_engine(memo: _Memo) -> Callable[..., Any]:
         call = memo.call_for(args, kwargs)
         if call is None:
             return await func(*args, **kwargs)
-        v = memo.fetch(call)
+        h = memo.hash_for(args, kwargs)
+        v = memo.fetch_hashed(call, h)
         if v is not MISSING:
             memo.hits += 1
             return v
         memo.misses += 1
 
         async def compute() -> Any:
-            v = memo.recheck(call)
-            if v is not MISSING:
-                return v
+            if h is None:
+                v = memo.recheck(call)
+                if v is not MISSING:
+                    return v
             result = await func(*args, **kwargs)
-            memo.store(call, result)
+            memo.store(call, result, args, kwargs, h)
             return result
 
         return await flight.run(call.key, compute)
@@ -483,7 +649,8 @@ def _gen_engine(memo: _Memo) -> Callable[..., Any]:
         if call is None:
             yield from func(*args, **kwargs)
             return
-        v = memo.fetch(call)
+        h = memo.hash_for(args, kwargs)
+        v = memo.fetch_hashed(call, h)
         if v is not MISSING:
             memo.hits += 1
             yield from v
@@ -493,7 +660,7 @@ def _gen_engine(memo: _Memo) -> Callable[..., Any]:
         for item in func(*args, **kwargs):
             items.append(item)
             yield item
-        memo.store(call, items)  # reached only when the generator ran to its end
+        memo.store(call, items, args, kwargs, h)  # reached only when the generator ran to its end
 
     return wrapper
 
@@ -507,7 +674,8 @@ def _async_gen_engine(memo: _Memo) -> Callable[..., Any]:
             async for item in func(*args, **kwargs):
                 yield item
             return
-        v = memo.fetch(call)
+        h = memo.hash_for(args, kwargs)
+        v = memo.fetch_hashed(call, h)
         if v is not MISSING:
             memo.hits += 1
             for item in v:
@@ -518,7 +686,7 @@ def _async_gen_engine(memo: _Memo) -> Callable[..., Any]:
         async for item in func(*args, **kwargs):
             items.append(item)
             yield item
-        memo.store(call, items)
+        memo.store(call, items, args, kwargs, h)
 
     return wrapper
 
