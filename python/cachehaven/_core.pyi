@@ -108,7 +108,7 @@ class Store:
         events: int = 0,
         track_patterns: bool = False,
     ) -> None: ...
-    def get(self, key: Any, default: Any = None, *, content_hash: Optional[_ContentHash] = None) -> Any:
+    def get(self, key: Any, default: Any = None, content_hash: Optional[_ContentHash] = None) -> Any:
         """The value for ``key``, or ``default``. With ``content_hash``, an entry stored with a
         different hash (or none) is removed (INVALIDATE) and the lookup is a miss."""
     def set(

@@ -656,7 +656,7 @@ impl PyStore {
 
     /// The value for `key`, or `default` if absent (or expired). With `content_hash`, an
     /// entry stored with a different hash (or none) is removed and the lookup is a miss.
-    #[pyo3(signature = (key, default = None, *, content_hash = None))]
+    #[pyo3(signature = (key, default = None, content_hash = None))]
     fn get(
         &self,
         py: Python<'_>,
