@@ -31,7 +31,9 @@ def test_each_document_has_examples(name: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "index", "code"), BLOCKS, ids=[f"{n}#{i}" for n, i, _ in BLOCKS])
-def test_block_runs(name: str, index: int, code: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_block_runs(
+    name: str, index: int, code: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": f"doc_block_{index}"}
     exec(compile(code, f"{name} block {index}", "exec"), namespace)
