@@ -649,15 +649,24 @@ class _SingleFlight:
                 leader = True
             else:
                 leader = False
-        if not leader:
-            if latch.owner == threading.get_ident():
-                return compute()  # the same key re-entered from its own computation
-            latch.lock.acquire()
-            latch.lock.release()
-            if latch.error is not None:
-                raise latch.error
-            return latch.value
-        return self._lead(key, latch, compute)
+        if leader:  # the common case, inlined: this is on every miss
+            try:
+                latch.value = compute()
+                return latch.value
+            except BaseException as e:
+                latch.error = e
+                raise
+            finally:
+                with self._lock:
+                    del self._inflight[key]
+                latch.lock.release()
+        if latch.owner == threading.get_ident():
+            return compute()  # the same key re-entered from its own computation
+        latch.lock.acquire()
+        latch.lock.release()
+        if latch.error is not None:
+            raise latch.error
+        return latch.value
 
     def try_run(self, key: _core.Key, compute: Callable[[], Any]) -> bool:
         """Run ``compute`` as the leader of ``key``'s flight, unless a flight for ``key`` is

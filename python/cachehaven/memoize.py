@@ -207,6 +207,9 @@ class _Memo:
             return
         cache = self.cache
         if self.depends_on is None and content_hash is None and not warmup:
+            if not self.fail_open:  # the common case: no closure, no guard
+                cache._put_result(kept, result, self.metadata(), self.ttl)
+                return
             put = lambda: cache._put_result(kept, result, self.metadata(), self.ttl)  # noqa: E731
         else:
             deps = self.deps_for(args, kwargs or {})
