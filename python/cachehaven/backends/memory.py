@@ -313,19 +313,7 @@ class InMemCache(BaseCache):
         warmup: bool = False,
     ) -> None:
         record = (entry.value, entry.func, entry.inputs, entry.output, entry.expected, entry.metadata)
-        if depends_on is None and content_hash is None and not warmup:
-            self._store._set_raw(call.key, record, self._group(entry.func), ttl, entry.value)
-        else:
-            self._store._set_raw(
-                call.key,
-                record,
-                self._group(entry.func),
-                ttl,
-                entry.value,
-                depends_on=depends_on,
-                content_hash=content_hash,
-                warmup=warmup,
-            )
+        self._write(call, record, ttl, depends_on, content_hash, warmup)
 
     def _put_result(
         self,
@@ -340,14 +328,32 @@ class InMemCache(BaseCache):
     ) -> None:
         record = (result, call.func, call.inputs, result, ..., metadata)
         if depends_on is None and content_hash is None and not warmup:
+            # every memoized miss comes here: spare it _write's frame
             self._store._set_raw(call.key, record, self._group(call.func), ttl, result)
+        else:
+            self._write(call, record, ttl, depends_on, content_hash, warmup)
+
+    def _write(
+        self,
+        call: Call,
+        record: tuple,
+        ttl: Any,
+        depends_on: Optional[List[_core.Key]],
+        content_hash: Any,
+        warmup: bool,
+    ) -> None:
+        """Store one record (item 0 is the value); without extras the store is called
+        without keywords, which is what nearly every write is and cheaper to parse."""
+        group = self._group(record[1])
+        if depends_on is None and content_hash is None and not warmup:
+            self._store._set_raw(call.key, record, group, ttl, record[0])
         else:
             self._store._set_raw(
                 call.key,
                 record,
-                self._group(call.func),
+                group,
                 ttl,
-                result,
+                record[0],
                 depends_on=depends_on,
                 content_hash=content_hash,
                 warmup=warmup,
