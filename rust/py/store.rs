@@ -545,6 +545,24 @@ impl PyStore {
         }
     }
 
+    /// A list of `(key, value)` tuples from entries taken out of the store (key bytes and
+    /// stored objects), decoded after the borrow ended.
+    fn pairs<'py>(
+        &self,
+        py: Python<'py>,
+        entries: Vec<(Vec<u8>, Py<PyAny>)>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            let key = self.key_object(py, &k, &v)?;
+            out.push(PyTuple::new(
+                py,
+                [key, self.unwrap_value(py, v).into_bound(py)],
+            )?);
+        }
+        PyList::new(py, out)
+    }
+
     fn snapshot(&self, py: Python<'_>) -> PyResult<Vec<(Vec<u8>, Py<PyAny>)>> {
         let now = self.shared.now(py, false)?;
         self.shared.with(py, |s| {
@@ -859,15 +877,7 @@ impl PyStore {
             s.for_each_hot(n, now, |k, v| out.push((k.to_vec(), v.clone_ref(py))));
             out
         })?;
-        let mut out = Vec::with_capacity(hot.len());
-        for (k, v) in hot {
-            let key = self.key_object(py, &k, &v)?;
-            out.push(PyTuple::new(
-                py,
-                [key, self.unwrap_value(py, v).into_bound(py)],
-            )?);
-        }
-        PyList::new(py, out)
+        self.pairs(py, hot)
     }
 
     fn __delitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -957,15 +967,7 @@ impl PyStore {
     /// A list of `(key, value)` pairs (a snapshot).
     fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let snap = self.snapshot(py)?;
-        let mut out = Vec::with_capacity(snap.len());
-        for (k, v) in snap {
-            let key = self.key_object(py, &k, &v)?;
-            out.push(PyTuple::new(
-                py,
-                [key, self.unwrap_value(py, v).into_bound(py)],
-            )?);
-        }
-        PyList::new(py, out)
+        self.pairs(py, snap)
     }
 
     /// Remove every entry (statistics are kept).
