@@ -788,8 +788,7 @@ RECORD_VALUES = [
 @pytest.mark.parametrize("value", RECORD_VALUES, ids=lambda v: type(v).__name__)
 @pytest.mark.parametrize("annotated", [False, True])
 def test_fast_record_reader_agrees_with_load_record(value: Any, annotated: bool) -> None:
-    from cachehaven.backends.disk import _SLOW, _fast_record_value
-    from cachehaven.entry import MISSING
+    from cachehaven.backends.disk import _SLOW, _fast_record
     from cachehaven.keys import call_key
     from cachehaven.serialize import JsonSerializer, Record, dump_record, load_record
 
@@ -800,20 +799,18 @@ def test_fast_record_reader_agrees_with_load_record(value: Any, annotated: bool)
         entry = CacheEntry("mod.f", inputs, value, ..., {"m": [1]})
     for expires_at in (None, 2_000_000_000.25):
         data = dump_record(Record(entry, key, expires_at), JsonSerializer())
-        expected = load_record(data, JsonSerializer()).entry.value
-        got = _fast_record_value(data, key, 1_000_000_000.0)
-        assert got is not _SLOW  # the layout dump_record writes is the one the hit path reads
+        stored = load_record(data, JsonSerializer())
+        expected = stored.entry.value
+        found = _fast_record(data, key)
+        assert found is not _SLOW  # the layout dump_record writes is the one the hit path reads
+        got, got_expires_at = found
         assert got == expected
         assert type(got) is type(expected)
-        later = _fast_record_value(data, key, 2_000_000_000.5)
-        if expires_at is None:
-            assert later == expected
-        else:
-            assert later is MISSING
+        assert got_expires_at == stored.expires_at == expires_at
         other = call_key("mod.f", {**inputs, "q": "other"}).bytes
-        assert _fast_record_value(data, other, 0.0) is _SLOW  # load_record decides: another key
-    assert _fast_record_value(b'{"cachehaven":2,"func":"f"}', key, 0.0) is _SLOW
-    assert _fast_record_value(data[:-3] + b"}", key, 0.0) is _SLOW
+        assert _fast_record(data, other) is _SLOW  # load_record decides: another key
+    assert _fast_record(b'{"cachehaven":2,"func":"f"}', key) is _SLOW
+    assert _fast_record(data[:-3] + b"}", key) is _SLOW
 
 
 @pytest.mark.parametrize("options", [{"statistics": True}, {"eviction_policy": "least-recently-used"}])

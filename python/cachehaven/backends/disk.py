@@ -38,7 +38,7 @@ from ..errors import BackendError, ConfigError, SerializationError
 from ..memoize import check_ttl
 from ..serialize import JsonSerializer, Record, dump_record, from_jsonable, load_record, resolve_serializer
 from ._near import DEFAULT_NEAR_ENTRIES, NearCache, check_capacity
-from .json import key_matches, warn_unreadable
+from .json import directory_path, key_matches, warn_unreadable
 
 __all__ = ["DiskCache", "SafeDisk"]
 
@@ -115,24 +115,12 @@ def _reject_constant(name: str) -> Any:
 
 
 _SCAN = json.scanner.make_scanner(json.JSONDecoder(parse_constant=_reject_constant))  # type: ignore[arg-type]
-_SLOW: Any = object()  # not in the layout _fast_record_value reads: load_record decides
+_SLOW: Any = object()  # not in the layout _fast_record reads: load_record decides
 #: The start of a version-1 record as ``dump_record(..., JsonSerializer())`` writes it.
 _HEAD = '{"cachehaven":1,"func":'
 _NO_EXPIRY = b'","expires_at":null}'
 _EXPIRY = b',"expires_at":'
 _NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
-
-
-def _fast_record_value(data: bytes, key: bytes, now: float) -> Any:
-    """The value of a stored JSON record for the call whose canonical key bytes are ``key``:
-    :func:`_fast_record`'s value, ``MISSING`` if it has expired at ``now``, or ``_SLOW``."""
-    found = _fast_record(data, key)
-    if found is _SLOW:
-        return _SLOW
-    value, expires_at = found
-    if expires_at is not None and now >= expires_at:
-        return MISSING
-    return value
 
 
 def _fast_record(data: bytes, key: bytes) -> Any:
@@ -272,15 +260,7 @@ class DiskCache(BaseCache):
             raise ConfigError(f"size_limit must be a positive number of bytes or None, not {size_limit!r}")
         if not isinstance(trust_pickle, bool):
             raise ConfigError(f"trust_pickle must be True or False, not {trust_pickle!r}")
-        try:
-            fs_path = os.fspath(path)
-        except TypeError:
-            raise ConfigError(f"path must be a str or os.PathLike, not {type(path).__name__}") from None
-        if not isinstance(fs_path, str) or not fs_path:
-            raise ConfigError(f"path must be a non-empty directory path, not {path!r}")
-        self._path = os.path.abspath(os.path.expanduser(fs_path))
-        if os.path.exists(self._path) and not os.path.isdir(self._path):
-            raise ConfigError(f"path {self._path!r} exists and is not a directory")
+        self._path = directory_path(path)
         self._serializer = resolve_serializer(serializer, secret=secret)
         self._ttl = check_ttl(ttl)
         self._ahvn = self.key_scheme == "ahvn"
@@ -303,7 +283,7 @@ class DiskCache(BaseCache):
         )
         self._fast_json = type(self._serializer) is JsonSerializer
         self._near_capacity = check_capacity(near_cache) if self._direct else 0
-        # this thread's diskcache connection and near cache, see _connection
+        # this thread's diskcache connection and near cache, see _thread_state
         self._local = threading.local()
 
     @property
@@ -391,14 +371,16 @@ class DiskCache(BaseCache):
             raise SerializationError(f"the {self._serializer.name} serializer returned {type(data).__name__}")
         return data, secs
 
-    def _connection(self) -> sqlite3.Connection:
-        """This thread's diskcache SQLite connection, remembered for the hit path together
-        with the fork generation (diskcache checks the process id on every access instead;
-        a forked child bumps the generation, so it opens its own connection)."""
-        con = self._cache._con
-        near = NearCache(self._near_capacity) if self._near_capacity else None
-        self._local.con = (con, _fork_generation, near, [None])
-        return con
+    def _thread_state(self) -> Tuple[sqlite3.Connection, int, Optional[NearCache], List[Any]]:
+        """This thread's hit-path state: diskcache's SQLite connection, the fork generation
+        it belongs to (diskcache checks the process id on every access instead; a forked
+        child bumps the generation, so it opens its own connection), this thread's near
+        cache, and the data version that near cache was read under (a one-item list)."""
+        state = self._local.__dict__.get("con")
+        if state is None or state[1] != _fork_generation:
+            near = NearCache(self._near_capacity) if self._near_capacity else None
+            state = self._local.con = (self._cache._con, _fork_generation, near, [None])
+        return state
 
     def _forget_near(self) -> None:
         """After a write on this thread's connection (which does not change the data version
@@ -423,14 +405,7 @@ class DiskCache(BaseCache):
         near = None
         try:
             if self._direct:
-                try:
-                    con, generation, near, version = self._local.con
-                except AttributeError:
-                    con, generation = self._connection(), _fork_generation
-                    con, generation, near, version = self._local.con
-                if generation != _fork_generation:
-                    con = self._connection()
-                    con, generation, near, version = self._local.con
+                con, _, near, version = self._thread_state()
                 if near is not None:
                     (seen,) = con.execute(_DATA_VERSION).fetchone()
                     if seen != version[0]:
@@ -450,34 +425,23 @@ class DiskCache(BaseCache):
         except _STORAGE_ERRORS as e:
             self._local.__dict__.pop("con", None)  # take the connection from diskcache again
             raise self._failed("get", e) from e
-        if near is not None and type(data) is bytes and self._fast_json:
-            try:
-                found = _fast_record(data, key.bytes)
-            except Exception as e:
-                warn_unreadable("DiskCache", skey, _reason(e))
-                return MISSING
-            if found is not _SLOW:
-                value, expires_at = found
-                if expires_at is not None and now >= expires_at:
-                    return MISSING
-                near.put(skey, version[0], key.bytes, expires_at, value)
-                return value
         if type(data) is bytes:
             try:
-                if self._fast_json:
-                    value = _fast_record_value(data, key.bytes, now)
-                    if value is not _SLOW:
-                        return value
-                record = load_record(data, self._serializer)
+                found = _fast_record(data, key.bytes) if self._fast_json else _SLOW
+                if found is _SLOW:
+                    record = load_record(data, self._serializer)
+                    if record.key != key.bytes:
+                        return MISSING
+                    found = record.entry.value, record.expires_at
             except Exception as e:
                 warn_unreadable("DiskCache", skey, _reason(e))
                 return MISSING
-            if record.key != key.bytes:
-                return MISSING
-            expires_at = record.expires_at
+            value, expires_at = found
             if expires_at is not None and now >= expires_at:
                 return MISSING
-            return record.entry.value
+            if near is not None:
+                near.put(skey, version[0], key.bytes, expires_at, value)
+            return value
         if data is _ABSENT:
             return MISSING
         decoded = self._decode(skey, data)

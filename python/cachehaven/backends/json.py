@@ -79,6 +79,21 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def directory_path(path: Any) -> str:
+    """The absolute form of a cache directory argument (``~`` expanded), or ConfigError if
+    it is not a non-empty str/PathLike or names something that is not a directory."""
+    try:
+        fs_path = os.fspath(path)
+    except TypeError:
+        raise ConfigError(f"path must be a str or os.PathLike, not {type(path).__name__}") from None
+    if not isinstance(fs_path, str) or not fs_path:
+        raise ConfigError(f"path must be a non-empty directory path, not {path!r}")
+    full = os.path.abspath(os.path.expanduser(fs_path))
+    if os.path.exists(full) and not os.path.isdir(full):
+        raise ConfigError(f"path {full!r} exists and is not a directory")
+    return full
+
+
 def _ident(st: os.stat_result) -> Tuple[int, int, int, int]:
     """A file's identity: device, inode, mtime and size. Every write of the cache makes a new
     file (temp + rename), so a changed entry has a new identity."""
@@ -135,19 +150,11 @@ class JsonCache(BaseCache):
                 "JsonCache writes human-readable JSON files; serializer must be None or 'json', "
                 f"not {serializer!r} (use DiskCache or DatabaseCache for pickle)"
             )
-        try:
-            fs_path = os.fspath(path)
-        except TypeError:
-            raise ConfigError(f"path must be a str or os.PathLike, not {type(path).__name__}") from None
-        if not isinstance(fs_path, str) or not fs_path:
-            raise ConfigError(f"path must be a non-empty directory path, not {path!r}")
-        self._path = os.path.abspath(os.path.expanduser(fs_path))
+        self._path = directory_path(path)
         self._ttl = check_ttl(ttl)
         self._ahvn = self.key_scheme == "ahvn"
         capacity = check_capacity(near_cache)
         self._near = NearCache(capacity) if capacity else None
-        if os.path.exists(self._path) and not os.path.isdir(self._path):
-            raise ConfigError(f"path {self._path!r} exists and is not a directory")
         try:
             os.makedirs(self._path, exist_ok=True)
         except OSError as e:
