@@ -20,6 +20,7 @@ import pickle
 from typing import Any, Dict, Hashable, Optional, Tuple
 
 from ..entry import MISSING
+from ..errors import ConfigError
 
 __all__ = ["NearCache", "DEFAULT_NEAR_ENTRIES"]
 
@@ -33,8 +34,6 @@ _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(..
 
 def check_capacity(near_cache: Any) -> int:
     """Validate a ``near_cache=`` argument (entries; 0 disables)."""
-    from ..errors import ConfigError
-
     if isinstance(near_cache, bool) or not isinstance(near_cache, int) or near_cache < 0:
         raise ConfigError(f"near_cache must be a number of entries >= 0 (0 disables it), not {near_cache!r}")
     return near_cache
