@@ -8,20 +8,20 @@
 //! "would `n` more slots on this side have turned this miss into a hit?".
 //!
 //! This runs on every miss and every eviction, so it must cost a few dozen instructions and
-//! a cache line or two. Each side is a set-associative table of 64-byte buckets (four entries
-//! each, a key's bucket chosen by its fingerprint). An entry holds a fingerprint and its
-//! departure stamp, the side's departure count at the time; a departure is "recent" while
+//! a cache line or two. Each side is a set-associative table of 64-byte buckets (eight
+//! entries each, a key's bucket chosen by its fingerprint). An entry holds a fingerprint and
+//! its departure stamp, the side's departure count at the time; a departure is "recent" while
 //! fewer than `n` later departures happened on its side, so ageing needs no queue and a
 //! stale entry is simply free. Recording writes into the key's bucket, over the same
 //! fingerprint's entry, else the oldest (free and stale entries are the oldest); a lookup
-//! reads one bucket per side. With `n` live entries in at least `4n` slots, about one recent
-//! departure in a thousand is lost to a full bucket, which costs the adaptation one signal,
-//! never correctness. The sides are separate tables, so a side that stops recording (the main
-//! region when the window fills the cache) keeps its last departures until the other side's
-//! evidence no longer needs them; those are what bring a full window back. A key recent on
-//! both sides counts as evicted from main (it was evicted, came back and left the window).
-//! Memory: 64 to 128 bytes per remembered key and side, so 4 to 8 bytes per entry of
-//! capacity at `n` = 3% of it.
+//! reads one bucket per side. With `n` live entries in `4n` to `8n` slots, fewer than one
+//! recent departure in 5,000 is lost to a full bucket, which costs the adaptation one signal,
+//! never correctness. The sides are separate tables, so a side that records rarely (the main
+//! region while the window fills most of the cache) keeps its last departures however many
+//! the other side records; those are what bring a grown window back. A key recent on both
+//! sides counts as evicted from main (it was evicted, came back and left the window).
+//! Memory: 32 to 64 bytes per remembered key and side, so 2 to 4 bytes per entry of capacity
+//! at `n` = 3% of it.
 
 /// The side a key left from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,12 +33,14 @@ pub enum Departed {
 }
 
 /// Entries per bucket: a bucket is one 64-byte cache line.
-const WAYS: usize = 4;
+const WAYS: usize = 8;
 
-/// One remembered departure: its side's departure count then (1-based; 0 marks a free entry).
+/// One remembered departure: its side's departure count then (0 marks a free entry; the
+/// count skips 0 when it wraps, after 2^32 departures, by which time every bucket has been
+/// rewritten many times over, so ages computed with wrapping arithmetic stay exact).
 #[derive(Clone, Copy, Debug, Default)]
 struct Ghost {
-    stamp: u64,
+    stamp: u32,
     fp: u32,
 }
 
@@ -50,8 +52,8 @@ struct Bucket([Ghost; WAYS]);
 #[derive(Debug)]
 struct Side {
     buckets: Vec<Bucket>,
-    /// Departures so far.
-    count: u64,
+    /// Departures so far (wrapping, never 0 once counting).
+    count: u32,
 }
 
 /// The two ghost lists of an adaptive policy.
@@ -60,7 +62,7 @@ pub struct Ghosts {
     sides: [Side; 2],
     mask: usize,
     /// Departures remembered per side.
-    cap: u64,
+    cap: u32,
 }
 
 impl Side {
@@ -73,15 +75,23 @@ impl Side {
 
     /// Whether `fp` is among the last `cap` departures recorded here.
     #[inline]
-    fn holds(&self, b: usize, fp: u32, cap: u64) -> bool {
+    fn holds(&self, b: usize, fp: u32, cap: u32) -> bool {
         self.buckets[b]
             .0
             .iter()
-            .any(|e| e.fp == fp && e.stamp != 0 && self.count - e.stamp < cap)
+            .any(|e| e.fp == fp && e.stamp != 0 && self.count.wrapping_sub(e.stamp) < cap)
     }
 
     fn record(&mut self, b: usize, fp: u32) {
-        self.count += 1;
+        self.count = self.count.wrapping_add(1).max(1);
+        let count = self.count;
+        let age = |e: &Ghost| {
+            if e.stamp == 0 {
+                u32::MAX
+            } else {
+                count.wrapping_sub(e.stamp)
+            }
+        };
         let entries = &self.buckets[b].0;
         // the same fingerprint's entry, else the oldest (a free entry is oldest of all)
         let mut way = 0;
@@ -90,7 +100,7 @@ impl Side {
                 way = w;
                 break;
             }
-            if e.stamp < entries[way].stamp {
+            if age(e) > age(&entries[way]) {
                 way = w;
             }
         }
@@ -105,13 +115,13 @@ impl Ghosts {
     /// Lists remembering the last `remember` departures per side.
     pub fn new(remember: usize) -> Self {
         let cap = remember.max(1);
-        // at least 4 * cap slots per side for at most cap live entries: a bucket then
-        // overflows (losing its oldest entry early) for about 0.1% of departures
-        let buckets = cap.next_power_of_two();
+        // 4 to 8 slots per live entry: a bucket of 8 then overflows (losing its oldest entry
+        // early) for fewer than one departure in 5,000
+        let buckets = (cap.next_power_of_two() / 2).max(1);
         Ghosts {
             sides: [Side::new(buckets), Side::new(buckets)],
             mask: buckets - 1,
-            cap: cap as u64,
+            cap: u32::try_from(cap).unwrap_or(u32::MAX),
         }
     }
 
@@ -165,7 +175,15 @@ mod tests {
         let side_of = |g: &Ghosts, fps: std::ops::Range<u32>| -> Vec<Option<Departed>> {
             fps.map(|fp| g.departed(fp)).collect()
         };
-        let all = |v: Vec<Option<Departed>>, want: Option<Departed>| v.iter().all(|&d| d == want);
+        // forgotten departures are never reported; a remembered one may rarely be lost to a
+        // full bucket (see the module docs), never reported on the wrong side
+        let all = |v: Vec<Option<Departed>>, want: Option<Departed>| match want {
+            None => v.iter().all(Option::is_none),
+            Some(_) => {
+                v.iter().all(|&d| d.is_none() || d == want)
+                    && v.iter().filter(|d| d.is_none()).count() * 100 <= v.len()
+            }
+        };
         for fp in 0..100u32 {
             g.record(fp, Departed::Window);
         }
