@@ -3,9 +3,10 @@
 A persistent backend's hit costs a read and a decode. When nothing changed since the last
 read of an entry, both can be skipped: the backend keeps the decoded value here together
 with a *stamp* of what it read (JsonCache: the file's identity; DiskCache: SQLite's
-``data_version``), and serves it only while a fresh, cheap check (one ``stat`` or one
-``PRAGMA``) still yields the same stamp. Any change, by this process or another, changes the
-stamp, so a near-cache hit is exactly what a full read would have returned.
+WAL-index header, or its ``data_version``), and serves it only while a fresh, cheap check
+(one ``stat``, a read of shared memory, or one ``PRAGMA``) still yields the same stamp. Any
+change, by this process or another, changes the stamp, so a near-cache hit is exactly what a
+full read would have returned.
 
 Values are kept *frozen*: immutable scalars as they are, anything else as a private pickle
 that each hit unpickles into a fresh copy, so a caller mutating what it got can never alter
@@ -41,7 +42,8 @@ def check_capacity(near_cache: Any) -> int:
 
 class NearCache:
     """At most ``capacity`` frozen values, each with the stamp it was read under, its
-    canonical key bytes (so a digest collision is never served) and its expiry time.
+    canonical key bytes (so a digest collision is never served; ``None`` when the name is
+    itself the exact canonical key, a ``Key``) and its expiry time.
     Oldest-inserted entries leave first. Thread-safe under the GIL: every operation is a
     single dict operation, and a racing reader sees an old or a new item, both complete."""
 
@@ -49,12 +51,12 @@ class NearCache:
 
     def __init__(self, capacity: int = DEFAULT_NEAR_ENTRIES) -> None:
         self._capacity = capacity
-        self._items: Dict[Hashable, Tuple[Any, bytes, Optional[float], Any, bool]] = {}
+        self._items: Dict[Hashable, Tuple[Any, Optional[bytes], Optional[float], Any, bool]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, name: Hashable, stamp: Any, key: bytes, now: float) -> Any:
+    def get(self, name: Hashable, stamp: Any, key: Optional[bytes], now: float) -> Any:
         """A fresh copy of the value kept for ``name`` if it was read under ``stamp`` for the
         call whose key bytes are ``key`` and has not expired at ``now``; else ``MISSING``."""
         item = self._items.get(name)
@@ -68,7 +70,9 @@ class NearCache:
             return MISSING
         return pickle.loads(payload) if pickled else payload
 
-    def put(self, name: Hashable, stamp: Any, key: bytes, expires_at: Optional[float], value: Any) -> None:
+    def put(
+        self, name: Hashable, stamp: Any, key: Optional[bytes], expires_at: Optional[float], value: Any
+    ) -> None:
         """Keep ``value`` (frozen) for ``name``; values that cannot be frozen are skipped."""
         if self._capacity <= 0:
             return
