@@ -208,11 +208,12 @@ class DiskCache(BaseCache):
       ``RuntimeWarning``, never unpickled, since unpickling runs code chosen by whoever
       wrote the directory.
     * ``near_cache``: how many decoded values each thread keeps in memory (0: none). A hit on
-      one costs one ``PRAGMA data_version`` (SQLite's count of commits by other
-      connections, other processes included) instead of a row read and a decode, and is
-      served only if nothing was committed since it was read; this object's own writes
-      clear it. It is used when diskcache does not track reads (no ``statistics``, an
-      eviction policy that does not update on ``get``: the default one).
+      one is served only if nothing was committed to the directory, by any connection of any
+      process, since it was read: it costs a read of SQLite's WAL-index header in shared
+      memory (see :mod:`cachehaven.backends._walindex`), or one ``PRAGMA data_version``
+      when that header cannot be trusted, instead of a row read and a decode; this
+      object's own writes clear it. It is used when diskcache does not track reads (no
+      ``statistics``, an eviction policy that does not update on ``get``: the default one).
     * ``key_scheme="ahvn"``: AgentHeaven 0.9.2's layout (its integer keys). AgentHeaven stored
       its entries as pickled dicts, so reading a directory AgentHeaven wrote needs
       ``DiskCache(path, key_scheme="ahvn", trust_pickle=True)``; only do that for a
