@@ -2,6 +2,7 @@
 //! the classes and functions; the logic lives in the sibling modules.
 
 pub mod binder;
+pub mod copy;
 pub mod decode;
 pub mod encode;
 pub mod errors;
@@ -18,6 +19,8 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use super::binder::{strip_inputs, Binder};
+    #[pymodule_export]
+    use super::copy::fresh_copy;
     #[pymodule_export]
     use super::decode::py_decode;
     #[pymodule_export]
