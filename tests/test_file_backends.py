@@ -1178,3 +1178,45 @@ def test_wal_index_views_never_drop_sqlites_locks(path: Path, wal_views: Any) ->
         gc.collect()
         assert locks_on(shm) == held
     cache.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs Linux's /proc/locks")
+def test_wal_index_views_outlive_the_modules_that_made_them(path: Path) -> None:
+    # At shutdown the interpreter clears every module; a view freed then would close its
+    # descriptor and release SQLite's locks under a connection still in use. Emptying the
+    # module's own lists here stands for that: the view must stay alive regardless.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import gc, os
+        from cachehaven import DiskCache
+        from cachehaven.backends import _walindex
+
+        cache = DiskCache({str(path)!r})
+        cache.set("f", output=1, x=1)
+        assert cache.get("f", x=1) == cache.get("f", x=1) == 1
+        assert cache._local.con[4] is not None
+        ino = os.stat({str(path / "cache.db-shm")!r}).st_ino
+
+        def dms_locked():
+            with open("/proc/locks") as f:
+                rows = [ln.split() for ln in f]
+            return any(
+                r[1] == "POSIX" and r[4] == str(os.getpid()) and r[5].endswith(f":{{ino}}") and r[6] == "128"
+                for r in rows
+            )
+
+        assert dms_locked()
+        cache._local.__dict__.clear()  # this thread's state, with its reference to the view
+        _walindex._KEPT.clear()
+        _walindex._views.clear()
+        gc.collect()
+        print("locked" if dms_locked() else "released")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["locked"]

@@ -220,6 +220,10 @@ def fresh_copy(value: Any, max_bytes: Optional[int] = None) -> Any:
     or set met twice, nesting deeper than ``MAX_DEPTH``, or an estimated size over
     ``max_bytes``. Without it, ``value`` must be one that passed the check."""
 
+def keep_forever(obj: Any) -> None:
+    """Hold a reference to ``obj`` until the process exits (not even released when the
+    interpreter shuts down)."""
+
 def strip_inputs(inputs: dict[str, Any], exclude: list[str]) -> dict[str, Any]:
     """A copy of ``inputs`` without the excluded names / dotted paths."""
 

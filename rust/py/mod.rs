@@ -8,6 +8,7 @@ pub mod encode;
 pub mod errors;
 pub mod event;
 pub mod gilcell;
+pub mod keep;
 pub mod key;
 pub mod memo;
 pub mod store;
@@ -27,6 +28,8 @@ mod _core {
     use super::encode::py_encode;
     #[pymodule_export]
     use super::event::Event;
+    #[pymodule_export]
+    use super::keep::keep_forever;
     #[pymodule_export]
     use super::key::{blake3_int, call_key, md5_int, Key, RawKey};
     #[pymodule_export]

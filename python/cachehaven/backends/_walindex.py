@@ -45,11 +45,14 @@ falls back to ``PRAGMA data_version``.
 
 Why the descriptors are never closed: POSIX record locks belong to the process, and closing
 *any* descriptor of a file releases all of the process's locks on it, SQLite's included (its
-DMS lock and any read-mark lock a reader holds). Closing our descriptor of a ``-shm`` file
-that a connection of this process still uses could let another process re-initialize the
-wal-index under it. So every descriptor opened here (ours and the one ``mmap`` duplicates)
-stays open, in :data:`_KEPT`, for the life of the process, and at most :data:`MAX_VIEWS`
-files are mapped (beyond that, caches use ``PRAGMA data_version``).
+DMS lock, a reader's read-mark lock, a writer's write lock). Closing our descriptor of a
+``-shm`` file that a connection of this process still uses could let another process
+re-initialize the wal-index under it, or write beside that writer. So every descriptor
+opened here (ours, and the one ``mmap`` duplicates and closes when the view is freed) stays
+open for the life of the process: the views are listed in :data:`_KEPT` and also held by
+``_core.keep_forever``, so not even the interpreter's teardown frees them while a daemon
+thread may still be inside SQLite. At most :data:`MAX_VIEWS` files are mapped (beyond that,
+caches use ``PRAGMA data_version``).
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ import sqlite3
 import sys
 import threading
 from typing import Dict, List, Optional, Tuple
+
+from .. import _core
 
 __all__ = ["HEADER", "MAX_VIEWS", "header_ok", "wal_index_view"]
 
@@ -110,6 +115,7 @@ def wal_index_view(con: sqlite3.Connection, db_path: str) -> Optional[mmap.mmap]
                 except (OSError, ValueError):
                     _KEPT.append((fd, None))
                     return None
+                _core.keep_forever(view)
                 _KEPT.append((fd, view))
                 if (opened.st_dev, opened.st_ino) != ident:  # replaced since the stat
                     return None
