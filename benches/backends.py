@@ -2,7 +2,7 @@
 items against 1,000 single memoized calls, a raw-driver baseline, and AgentHeaven 0.9.2 on
 the same backends, all measured in one run.
 
-    python benches/backends.py [--quick] [--json] [--ahvn-python PATH]
+    python benches/backends.py [--quick] [--json] [--ahvn-python PATH] [--only NAME ...]
 
 PostgreSQL, MariaDB and Redis run as private throwaway servers started by the test tooling
 (``tests/servers.py``); a backend whose server cannot start is reported and skipped.
@@ -199,7 +199,14 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     default_ahvn = os.environ.get("AHVN_PYTHON") or str(ROOT / ".venv-ahvn" / "bin" / "python")
     ap.add_argument("--ahvn-python", default=default_ahvn, help="interpreter with agent-heaven==0.9.2")
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="measure only these backends (e.g. DiskCache JsonCache DatabaseCache-sqlite); default: all",
+    )
     args = ap.parse_args()
+    wanted = set(args.only or ())
     number, repeats, batch = (200, 3, 1000) if args.quick else (1000, 7, 1000)
 
     import servers  # the test tooling: private throwaway servers
@@ -226,19 +233,24 @@ def main() -> None:
                 "make": lambda: cachehaven.DatabaseCache(provider="sqlite", database=str(tmp / "c.db"))
             },
         }
-        pg = server(servers.PostgresServer)
+        pg = server(servers.PostgresServer) if not wanted or "DatabaseCache-postgresql" in wanted else None
         if pg is not None:
             targets["DatabaseCache-postgresql"] = sql_target(pg, "pg", "postgresql", "psycopg")
-        my = server(servers.MysqlServer)
+        my = server(servers.MysqlServer) if not wanted or "DatabaseCache-mysql" in wanted else None
         if my is not None:
             targets["DatabaseCache-mysql"] = sql_target(my, "mysql", "mysql", "pymysql")
-        rd = server(servers.RedisServer)
+        rd = server(servers.RedisServer) if not wanted or "RedisCache" in wanted else None
         if rd is not None:
             targets["RedisCache"] = {
                 "make": lambda: cachehaven.RedisCache(rd.url, namespace="bench"),
                 "url": rd.url,
             }
 
+        unknown = wanted - set(targets)
+        if unknown:
+            ap.error(f"--only: unknown or unavailable backend(s) {sorted(unknown)}; known: {sorted(targets)}")
+        if wanted:
+            targets = {name: t for name, t in targets.items() if name in wanted}
         have_ahvn = Path(args.ahvn_python).exists()
         for name, target in targets.items():
             print(f"  measuring {name} ...", file=sys.stderr)

@@ -8,7 +8,7 @@ returning a fresh, empty cache (it may ask for ``tmp_path`` or a server fixture 
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator
 
 import pytest
 
@@ -89,3 +89,13 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def wal_views(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Room for new WAL-index views (DiskCache's near-cache stamp) in this process, whose
+    allowance earlier tests may have used up; gives the ``_walindex`` module."""
+    from cachehaven.backends import _walindex
+
+    monkeypatch.setattr(_walindex, "MAX_VIEWS", len(_walindex._KEPT) + 8)
+    return _walindex

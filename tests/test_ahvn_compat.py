@@ -612,7 +612,8 @@ def test_json_backend_skips_agentheavens_truncated_file(tmp_path: Path):
 
 # ================================================================ AgentHeaven reads what cachehaven encodes
 
-READER = textwrap.dedent(
+#: The start of every AgentHeaven script: a minimal config (no files under $HOME).
+AHVN_CONFIG = textwrap.dedent(
     """
     import pickle, sys
     from ahvn.utils.basic.config_utils import HEAVEN_CM
@@ -624,6 +625,11 @@ READER = textwrap.dedent(
     }
     HEAVEN_CM._local_config = {}
     HEAVEN_CM._config = None
+    """
+)
+
+READER = AHVN_CONFIG + textwrap.dedent(
+    """
     from ahvn.cache import DatabaseCache, DiskCache, JsonCache
 
     calls = pickle.load(open("calls.pkl", "rb"))
@@ -697,3 +703,60 @@ def test_agentheaven_reads_what_encode_record_writes(tmp_path: Path):
         assert got["memo"] == 15, backend
         by_func = sorted(got["all"], key=lambda d: d["func"])
         assert by_func == sorted((e.to_dict() for e in WRITTEN), key=lambda d: d["func"]), backend
+
+
+# ================================================================ AgentHeaven writing beside cachehaven
+
+AHVN_DISK_WRITER = AHVN_CONFIG + textwrap.dedent(
+    """
+    from ahvn.cache import DiskCache
+
+    cache = DiskCache(sys.argv[1])
+
+    @cache.memoize(name="ahvn.g")
+    def g(x):
+        return {"from": "agentheaven", "x": x}
+
+    assert g(1) == {"from": "agentheaven", "x": 1}
+    if sys.argv[2] == "clear":
+        cache.clear()
+    cache.close()
+    """
+)
+
+
+@pytest.mark.skipif(not AHVN_PYTHON.exists(), reason=f"AgentHeaven 0.9.2 venv not found at {AHVN_PYTHON}")
+def test_agentheaven_writing_the_same_directory_is_seen_by_diskcache_hits(tmp_path: Path, wal_views: Any):
+    # cachehaven's DiskCache serves repeated hits from its near cache, validated against
+    # SQLite's WAL-index header: AgentHeaven's writes in another process must be seen.
+    path = tmp_path / "disk"
+    cache = cachehaven.DiskCache(str(path))
+    calls: List[int] = []
+
+    @cache.memoize(name="f")
+    def f(x: int) -> dict:
+        calls.append(x)
+        return {"x": x, "n": len(calls)}
+
+    def agentheaven(what: str) -> None:
+        env = {"PATH": os.environ.get("PATH", ""), "TZ": "UTC", "HOME": str(tmp_path / "home")}
+        proc = subprocess.run(
+            [str(AHVN_PYTHON), "-c", AHVN_DISK_WRITER, str(path), what],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    try:
+        assert f(1) == f(1) == {"x": 1, "n": 1}
+        assert cache._local.con[4] is not None  # the WAL-index stamp is the one in use
+        agentheaven("write")  # an entry of its own: ours is untouched
+        assert f(1) == f(1) == {"x": 1, "n": 1}
+        agentheaven("clear")  # everything in the directory is gone, ours included
+        assert f(1) == f(1) == {"x": 1, "n": 2}
+        assert calls == [1, 1]
+    finally:
+        cache.close()

@@ -849,18 +849,23 @@ def test_diskcache_after_fork_uses_its_own_connection(path: Path) -> None:
 
     cache = DiskCache(path)
     cache.set("f", output="parent", x=1)
+    cache.set("f", output="parent", x=3)
     assert cache.get("f", x=1) == "parent"  # this thread's connection is now open
+    assert cache.get("f", x=3) == cache.get("f", x=3) == "parent"  # and x=3 in its near cache
 
     def child() -> None:
-        ok = cache.get("f", x=1) == "parent"
+        ok = cache.get("f", x=1) == "parent" and cache.get("f", x=3) == "parent"
         cache.set("f", output="child", x=2)
-        os._exit(0 if ok and cache.get("f", x=2) == "child" else 1)
+        cache.set("f", output="child", x=3)
+        ok = ok and cache.get("f", x=2) == "child" and cache.get("f", x=3) == "child"
+        os._exit(0 if ok else 1)
 
     proc = multiprocessing.get_context("fork").Process(target=child)
     proc.start()
     proc.join(60)
     assert proc.exitcode == 0
     assert cache.get("f", x=2) == "child"
+    assert cache.get("f", x=3) == "child"  # the child's write is seen by the parent's near cache
     assert cache.get("f", x=1) == "parent"
 
 
@@ -957,3 +962,261 @@ def test_near_cache_disabled_and_bad_sizes(kind: str, path: Path) -> None:
     for bad in (-1, 1.5, True, "10"):
         with pytest.raises(ConfigError, match="near_cache"):
             open_cache(kind, path, near_cache=bad)
+
+
+# ---------------------------------------------------------------- DiskCache's WAL-index stamp
+#
+# DiskCache validates its near cache against SQLite's WAL-index header, read from a view of
+# the directory's cache.db-shm (cachehaven.backends._walindex), falling back to
+# PRAGMA data_version. These tests check that writes by any connection of any process are
+# seen, through both stamps, and that the fast path really is the one running.
+
+
+def _state(cache: DiskCache) -> Any:
+    """This thread's hit-path state: (connection, generation, near, [stamp], view)."""
+    return cache._local.con
+
+
+def _statements_of(cache: DiskCache, op: Any) -> List[str]:
+    """The SQL statements this thread's connection runs during ``op()``."""
+    con = _state(cache)[0]
+    ran: List[str] = []
+    con.set_trace_callback(ran.append)
+    try:
+        op()
+    finally:
+        con.set_trace_callback(None)
+    return ran
+
+
+def _record(value: Any, **inputs: Any) -> str:
+    """The stored bytes (hex) of ``f(**inputs) -> value``, as DiskCache writes them."""
+    from cachehaven.keys import call_key
+    from cachehaven.serialize import JsonSerializer, Record, dump_record
+
+    entry = CacheEntry("f", inputs, value)
+    return dump_record(Record(entry, call_key("f", inputs).bytes, None), JsonSerializer()).hex()
+
+
+def _foreign(path: Path, code: str, *args: str) -> None:
+    """Run ``code`` in another Python process that knows nothing of cachehaven: ``cache`` is
+    a plain ``diskcache.Cache`` on ``path``, ``args`` is ``sys.argv[1:]``."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = "\n".join(
+        [
+            "import sys, diskcache",
+            f"cache = diskcache.Cache({str(path)!r})",
+            textwrap.dedent(code),
+            "cache.close()",
+        ]
+    )
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _foreign_set(path: Path, value: Any) -> None:
+    """Another process, with a plain ``diskcache.Cache``, stores ``f(x=1) -> value``."""
+    _foreign(
+        path, "cache.set(sys.argv[1], bytes.fromhex(sys.argv[2]))", digest_of("f", x=1), _record(value, x=1)
+    )
+
+
+def _memoized(cache: DiskCache, calls: List[int]) -> Any:
+    @cache.memoize(name="f")
+    def f(x: int) -> dict:
+        calls.append(x)
+        return {"v": "computed", "x": x}
+
+    return f
+
+
+@pytest.mark.parametrize("stamp", ["header", "data_version"])
+def test_diskcache_near_cache_sees_a_plain_diskcache_in_another_process(
+    path: Path, wal_views: Any, monkeypatch: pytest.MonkeyPatch, stamp: str
+) -> None:
+    if stamp == "data_version":
+        monkeypatch.setattr(wal_views, "MAX_VIEWS", 0)  # no view: the PRAGMA path
+    cache = DiskCache(path)
+    calls: List[int] = []
+    f = _memoized(cache, calls)
+    assert f(1) == f(1) == {"v": "computed", "x": 1}
+    assert (_state(cache)[4] is not None) == (stamp == "header")
+    assert len(_state(cache)[2]) == 1  # served from memory from now on
+    want = [] if stamp == "header" else ["PRAGMA data_version"]
+    assert _statements_of(cache, lambda: f(1)) == want
+
+    _foreign_set(path, "foreign")
+    assert f(1) == "foreign"
+    assert f(1) == "foreign"
+    _foreign(path, "assert cache.delete(sys.argv[1])", digest_of("f", x=1))
+    assert f(1) == {"v": "computed", "x": 1}  # gone: computed again
+    assert f(1) == {"v": "computed", "x": 1}
+    _foreign(path, "cache.clear()")
+    assert f(1) == {"v": "computed", "x": 1}
+    assert calls == [1, 1, 1]
+    cache.close()
+
+
+def test_diskcache_near_cache_after_a_wal_reset(path: Path, wal_views: Any) -> None:
+    # A checkpoint that resets the WAL brings mxFrame (the WAL's length in frames) back to
+    # where it was: the header must still differ (new salts, iChange) and the write be seen.
+    cache = DiskCache(path)
+    calls: List[int] = []
+    f = _memoized(cache, calls)
+    set_and_reset = """
+        con = cache._con
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        cache.set(sys.argv[1], bytes.fromhex(sys.argv[2]))
+    """
+    key = digest_of("f", x=1)
+    for _ in range(2):  # the first write of a key adds pages; overwrites then repeat exactly
+        _foreign(path, set_and_reset, key, _record("one", x=1))
+    assert f(1) == "one" and f(1) == "one"
+    view = _state(cache)[4]
+    assert view is not None
+    before = view[0:48]
+    _foreign(path, set_and_reset, key, _record("two", x=1))  # the same write, after a reset
+    after = view[0:48]
+    assert after[16:20] == before[16:20]  # the same mxFrame...
+    assert after != before  # ...but not the same header
+    assert f(1) == "two"
+    # a checkpoint alone changes nothing stored: what is served stays right
+    _foreign(path, 'cache._con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()')
+    assert f(1) == "two"
+    assert calls == []
+    cache.close()
+
+
+def test_diskcache_near_cache_sees_other_connections_of_this_process(path: Path, wal_views: Any) -> None:
+    cache = DiskCache(path)
+    calls: List[int] = []
+    f = _memoized(cache, calls)
+    assert f(1) == f(1)
+    assert _state(cache)[4] is not None
+    with diskcache.Cache(str(path)) as raw:  # another connection, not through cachehaven
+        raw.set(digest_of("f", x=1), bytes.fromhex(_record("raw", x=1)))
+        assert f(1) == "raw"
+        other = DiskCache(path)  # another DiskCache object: another connection
+        other.set("f", output="other", x=1)
+        assert f(1) == "other"
+        other.close()
+        del other
+        raw.set(digest_of("f", x=1), bytes.fromhex(_record("raw again", x=1)))
+        assert f(1) == "raw again"
+    cache.close()
+
+
+def test_diskcache_untrusted_header_falls_back_to_data_version(path: Path, wal_views: Any) -> None:
+    cache = DiskCache(path)
+    calls: List[int] = []
+    f = _memoized(cache, calls)
+    assert f(1) == f(1)
+    con, generation, near, stamp, view = _state(cache)
+    header = bytes(view[0:96])
+    torn = bytearray(header)
+    torn[60] ^= 0xFF  # the two copies differ: a writer is mid-update (or died there)
+    uninitialized = bytearray(header)
+    uninitialized[12] = uninitialized[60] = 0  # isInit = 0 in both copies
+    for fake in (torn, uninitialized):
+        cache._local.con = (con, generation, near, stamp, fake)
+        f(1)  # another kind of stamp: the near cache starts over
+        assert _statements_of(cache, lambda: f(1)) == ["PRAGMA data_version"]
+        with diskcache.Cache(str(path)) as raw:
+            raw.set(digest_of("f", x=1), bytes.fromhex(_record(f"after {fake[12]}", x=1)))
+        assert f(1) == f"after {fake[12]}"  # the fake header never changes: the PRAGMA saw it
+    cache._local.con = (con, generation, near, stamp, view)
+    assert f(1) == f(1) == "after 0"
+    assert _statements_of(cache, lambda: f(1)) == []
+    assert calls == [1]
+    cache.close()
+
+
+def test_diskcache_without_wal_uses_data_version(path: Path, wal_views: Any) -> None:
+    cache = DiskCache(path, sqlite_journal_mode="delete")
+    calls: List[int] = []
+    f = _memoized(cache, calls)
+    assert f(1) == f(1)
+    assert _state(cache)[4] is None
+    assert _statements_of(cache, lambda: f(1)) == ["PRAGMA data_version"]
+    _foreign_set(path, "foreign")
+    assert f(1) == "foreign"
+    cache.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs Linux's /proc/locks")
+def test_wal_index_views_never_drop_sqlites_locks(path: Path, wal_views: Any) -> None:
+    # Closing any descriptor of a file drops all of this process's POSIX locks on it,
+    # SQLite's included: the view's descriptors must stay open for the process's life.
+    import gc
+
+    def locks_on(p: Path) -> List[Any]:
+        """(kind, first byte, last byte) of this process's POSIX locks on ``p``."""
+        ino = os.stat(p).st_ino
+        me = str(os.getpid())
+        with open("/proc/locks") as f:  # not the locked file: closing it drops nothing
+            rows = [ln.split() for ln in f]
+        return sorted(
+            (r[3], r[6], r[7]) for r in rows if r[1] == "POSIX" and r[4] == me and r[5].endswith(f":{ino}")
+        )
+
+    cache = DiskCache(path)
+    cache.set("f", output=1, x=1)
+    assert cache.get("f", x=1) == 1 and cache.get("f", x=1) == 1
+    shm = path / "cache.db-shm"
+    assert _state(cache)[4] is not None
+    held = locks_on(shm)
+    assert ("READ", "128", "128") in held  # SQLite's lock on the DMS byte, while the connection is open
+    for _ in range(3):  # more caches on the directory come and go
+        other = DiskCache(path)
+        assert other.get("f", x=1) == 1 and other.get("f", x=1) == 1
+        assert _state(other)[4] is _state(cache)[4]  # one view per file
+        other.close()
+        del other
+        gc.collect()
+        assert locks_on(shm) == held
+    cache.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs Linux's /proc/locks")
+def test_wal_index_views_outlive_the_modules_that_made_them(path: Path) -> None:
+    # At shutdown the interpreter clears every module; a view freed then would close its
+    # descriptor and release SQLite's locks under a connection still in use. Emptying the
+    # module's own lists here stands for that: the view must stay alive regardless.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import gc, os
+        from cachehaven import DiskCache
+        from cachehaven.backends import _walindex
+
+        cache = DiskCache({str(path)!r})
+        cache.set("f", output=1, x=1)
+        assert cache.get("f", x=1) == cache.get("f", x=1) == 1
+        assert cache._local.con[4] is not None
+        ino = os.stat({str(path / "cache.db-shm")!r}).st_ino
+
+        def dms_locked():
+            with open("/proc/locks") as f:
+                rows = [ln.split() for ln in f]
+            return any(
+                r[1] == "POSIX" and r[4] == str(os.getpid()) and r[5].endswith(f":{{ino}}") and r[6] == "128"
+                for r in rows
+            )
+
+        assert dms_locked()
+        cache._local.__dict__.clear()  # this thread's state, with its reference to the view
+        _walindex._KEPT.clear()
+        _walindex._views.clear()
+        gc.collect()
+        print("locked" if dms_locked() else "released")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["locked"]

@@ -213,6 +213,17 @@ def decode(data: bytes) -> Any:
 def call_key(func: str, inputs: dict[str, Any], exclude: Optional[list[str]] = None) -> Key:
     """The canonical key of calling ``func`` with ``inputs``."""
 
+def fresh_copy(value: Any, max_bytes: Optional[int] = None) -> Any:
+    """A copy of plain data whose dicts, lists and sets are all new (the rest is immutable
+    and shared). With ``max_bytes`` the value is checked first: TypeError for anything but
+    exact builtin scalars, tuple, list, dict, set and frozenset; ValueError for a dict, list
+    or set met twice, nesting deeper than ``MAX_DEPTH``, or an estimated size over
+    ``max_bytes``. Without it, ``value`` must be one that passed the check."""
+
+def keep_forever(obj: Any) -> None:
+    """Hold a reference to ``obj`` until the process exits (not even released when the
+    interpreter shuts down)."""
+
 def strip_inputs(inputs: dict[str, Any], exclude: list[str]) -> dict[str, Any]:
     """A copy of ``inputs`` without the excluded names / dotted paths."""
 

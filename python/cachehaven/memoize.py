@@ -147,19 +147,28 @@ class _Memo:
         try:
             return op()
         except Exception as e:
-            if not self.fail_open:
-                raise
-            logger.warning(
-                "cachehaven: %s failed for %s (%s: %s); computing without the cache",
-                what,
-                self.name,
-                type(e).__name__,
-                e,
-            )
-            return fallback
+            return self._fall_back(what, e, fallback)
+
+    def _fall_back(self, what: str, error: Exception, fallback: Any) -> Any:
+        """After the cache operation ``what`` raised ``error``: raise it again, or with
+        ``fail_open`` log it and return ``fallback``."""
+        if not self.fail_open:
+            raise error
+        logger.warning(
+            "cachehaven: %s failed for %s (%s: %s); computing without the cache",
+            what,
+            self.name,
+            type(error).__name__,
+            error,
+        )
+        return fallback
 
     def fetch(self, call: Call) -> Any:
-        return self._guard("lookup", lambda: self.cache._fetch_value(call), MISSING)
+        # every memoized hit on a Python-engine backend passes here: no closure, one call
+        try:
+            return self.cache._fetch_value(call)
+        except Exception as e:
+            return self._fall_back("lookup", e, MISSING)
 
     def recheck(self, call: Call) -> Any:
         return self._guard("lookup", lambda: self.cache._recheck(call), MISSING)

@@ -2,11 +2,13 @@
 //! the classes and functions; the logic lives in the sibling modules.
 
 pub mod binder;
+pub mod copy;
 pub mod decode;
 pub mod encode;
 pub mod errors;
 pub mod event;
 pub mod gilcell;
+pub mod keep;
 pub mod key;
 pub mod memo;
 pub mod store;
@@ -19,11 +21,15 @@ mod _core {
     #[pymodule_export]
     use super::binder::{strip_inputs, Binder};
     #[pymodule_export]
+    use super::copy::fresh_copy;
+    #[pymodule_export]
     use super::decode::py_decode;
     #[pymodule_export]
     use super::encode::py_encode;
     #[pymodule_export]
     use super::event::Event;
+    #[pymodule_export]
+    use super::keep::keep_forever;
     #[pymodule_export]
     use super::key::{blake3_int, call_key, md5_int, Key, RawKey};
     #[pymodule_export]

@@ -29,7 +29,7 @@ import time
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import diskcache
-from diskcache.core import MODE_PICKLE, MODE_RAW
+from diskcache.core import DBNAME, MODE_PICKLE, MODE_RAW
 
 from .._ahvn import decode_record
 from ..base import BaseCache, Call
@@ -38,6 +38,7 @@ from ..errors import BackendError, ConfigError, SerializationError
 from ..memoize import check_ttl
 from ..serialize import JsonSerializer, Record, dump_record, from_jsonable, load_record, resolve_serializer
 from ._near import DEFAULT_NEAR_ENTRIES, NearCache, check_capacity
+from ._walindex import HEADER, header_ok, wal_index_view
 from .json import directory_path, key_matches, warn_unreadable
 
 __all__ = ["DiskCache", "SafeDisk"]
@@ -207,11 +208,12 @@ class DiskCache(BaseCache):
       ``RuntimeWarning``, never unpickled, since unpickling runs code chosen by whoever
       wrote the directory.
     * ``near_cache``: how many decoded values each thread keeps in memory (0: none). A hit on
-      one costs one ``PRAGMA data_version`` (SQLite's count of commits by other
-      connections, other processes included) instead of a row read and a decode, and is
-      served only if nothing was committed since it was read; this object's own writes
-      clear it. It is used when diskcache does not track reads (no ``statistics``, an
-      eviction policy that does not update on ``get``: the default one).
+      one is served only if nothing was committed to the directory, by any connection of any
+      process, since it was read: it costs a read of SQLite's WAL-index header in shared
+      memory (see :mod:`cachehaven.backends._walindex`), or one ``PRAGMA data_version``
+      when that header cannot be trusted, instead of a row read and a decode; this
+      object's own writes clear it. It is used when diskcache does not track reads (no
+      ``statistics``, an eviction policy that does not update on ``get``: the default one).
     * ``key_scheme="ahvn"``: AgentHeaven 0.9.2's layout (its integer keys). AgentHeaven stored
       its entries as pickled dicts, so reading a directory AgentHeaven wrote needs
       ``DiskCache(path, key_scheme="ahvn", trust_pickle=True)``; only do that for a
@@ -371,15 +373,21 @@ class DiskCache(BaseCache):
             raise SerializationError(f"the {self._serializer.name} serializer returned {type(data).__name__}")
         return data, secs
 
-    def _thread_state(self) -> Tuple[sqlite3.Connection, int, Optional[NearCache], List[Any]]:
+    def _thread_state(self) -> Tuple[sqlite3.Connection, int, Optional[NearCache], List[Any], Any]:
         """This thread's hit-path state: diskcache's SQLite connection, the fork generation
         it belongs to (diskcache checks the process id on every access instead; a forked
         child bumps the generation, so it opens its own connection), this thread's near
-        cache, and the data version that near cache was read under (a one-item list)."""
+        cache, the stamp that near cache was read under (a one-item list), and a view of the
+        database's WAL-index header that gives that stamp while the connection stays open
+        (None: the stamp is ``PRAGMA data_version``; see :mod:`._walindex`)."""
         state = self._local.__dict__.get("con")
         if state is None or state[1] != _fork_generation:
-            near = NearCache(self._near_capacity) if self._near_capacity else None
-            state = self._local.con = (self._cache._con, _fork_generation, near, [None])
+            con = self._cache._con
+            near = shm = None
+            if self._near_capacity:
+                near = NearCache(self._near_capacity)
+                shm = wal_index_view(con, os.path.join(self._cache.directory, DBNAME))
+            state = self._local.con = (con, _fork_generation, near, [None], shm)
         return state
 
     def _forget_near(self) -> None:
@@ -394,26 +402,36 @@ class DiskCache(BaseCache):
         return self._lookup(call)
 
     def _fetch_value(self, call: Call) -> Any:
-        # The hit path: one SQLite SELECT, the value decoded from the record (key bytes and
-        # expiry checked on the way), nothing else.
+        # The hit path: a near-cache hit (validated, keyed by the exact canonical key), or
+        # one SQLite SELECT and the value decoded from the record (key bytes and expiry
+        # checked on the way), nothing else.
         if self._ahvn:
             entry = self._lookup(call)
             return MISSING if entry is None else entry.value
         key = call.key
-        skey = "%032x" % key.digest(self.key_scheme)  # noqa: UP031 (twice as fast as an f-string)
         now = time.time()
         near = None
         try:
             if self._direct:
-                con, _, near, version = self._thread_state()
+                con, _, near, version, shm = self._thread_state()
                 if near is not None:
-                    (seen,) = con.execute(_DATA_VERSION).fetchone()
+                    # The stamp of the committed state: the WAL-index header while its two
+                    # copies agree and it is one _walindex understands (checked when it
+                    # changes), else SQLite's data_version. Stamps of the two kinds never
+                    # compare equal, so switching between them empties the near cache.
+                    if shm is not None:
+                        seen = shm[0:HEADER]
+                        if seen != shm[HEADER : 2 * HEADER] or (seen != version[0] and not header_ok(seen)):
+                            (seen,) = con.execute(_DATA_VERSION).fetchone()
+                    else:
+                        (seen,) = con.execute(_DATA_VERSION).fetchone()
                     if seen != version[0]:
                         near.clear()
                         version[0] = seen
-                    value = near.get(skey, seen, key.bytes, now)
+                    value = near.get(key, seen, None, now)
                     if value is not MISSING:
                         return value
+                skey = "%032x" % key.digest(self.key_scheme)  # noqa: UP031 (twice as fast as an f-string)
                 row = con.execute(_SELECT_RAW, (skey, now)).fetchone()
                 if row is None:
                     return MISSING
@@ -421,6 +439,7 @@ class DiskCache(BaseCache):
                 if mode != MODE_RAW:  # a value in a file, or a pickle: diskcache's own way
                     data = self._cache.get(skey, _ABSENT)
             else:
+                skey = "%032x" % key.digest(self.key_scheme)  # noqa: UP031
                 data = self._cache.get(skey, _ABSENT)
         except _STORAGE_ERRORS as e:
             self._local.__dict__.pop("con", None)  # take the connection from diskcache again
@@ -440,7 +459,7 @@ class DiskCache(BaseCache):
             if expires_at is not None and now >= expires_at:
                 return MISSING
             if near is not None:
-                near.put(skey, version[0], key.bytes, expires_at, value)
+                near.put(key, version[0], None, expires_at, value)
             return value
         if data is _ABSENT:
             return MISSING
