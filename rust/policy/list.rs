@@ -1,6 +1,7 @@
 //! Intrusive doubly-linked queues of slot indices: the building block of every policy.
 //!
-//! The links live in one `Vec<Node>` shared by all queues of a policy (8 bytes per slot);
+//! The links live in one `Vec<Node>` shared by all queues of a policy (12 bytes per slot,
+//! with the slot's key fingerprint, so the policy's per-slot data is one memory access);
 //! a [`Queue`] is only its two ends and its length, so moving a slot between queues is O(1).
 
 /// Index of "no node".
@@ -11,12 +12,15 @@ pub const NIL: u32 = u32::MAX;
 pub struct Node {
     pub prev: u32,
     pub next: u32,
+    /// The slot's key fingerprint (kept by the adaptive policy; queue moves leave it).
+    pub fp: u32,
 }
 
 /// A slot in no queue.
 pub const EMPTY_NODE: Node = Node {
     prev: NIL,
     next: NIL,
+    fp: 0,
 };
 
 /// One queue: `head` is the least recently used end, `tail` the most recent.
@@ -48,7 +52,9 @@ pub fn unlink(nodes: &mut [Node], q: &mut Queue, i: u32) {
         nodes[n.next as usize].prev = n.prev;
     }
     q.len -= 1;
-    nodes[i as usize] = EMPTY_NODE;
+    let n = &mut nodes[i as usize];
+    n.prev = NIL;
+    n.next = NIL;
 }
 
 /// Append slot `i` (in no queue) at the most recent end of `q`.
@@ -61,8 +67,7 @@ pub fn push_tail(nodes: &mut [Node], q: &mut Queue, i: u32) {
         nodes[old_tail as usize].next = i;
     }
     q.len += 1;
-    nodes[i as usize] = Node {
-        prev: old_tail,
-        next: NIL,
-    };
+    let n = &mut nodes[i as usize];
+    n.prev = old_tail;
+    n.next = NIL;
 }

@@ -205,8 +205,6 @@ struct Adaptive {
     /// Created once the cache is warm (see [`Tuning::warm`]).
     sketch: Option<Sketch>,
     ghosts: Ghosts,
-    /// Each slot's fingerprint, to remember it in a ghost filter when it leaves.
-    fingerprints: Vec<u32>,
     /// The window size the adaptation aims at (fractional; the window holds its rounding).
     target: f64,
     step: f64,
@@ -302,7 +300,6 @@ impl Policy {
                     capacity: cap,
                     sketch: None,
                     ghosts,
-                    fingerprints: Vec::new(),
                     target: t.window * cap as f64,
                     step: t.step,
                     direction: 0,
@@ -327,9 +324,7 @@ impl Policy {
                 .adaptive
                 .as_ref()
                 .map(|a| {
-                    a.sketch.as_ref().map(|s| s.words() * 8).unwrap_or(0)
-                        + a.ghosts.memory_bytes()
-                        + a.fingerprints.capacity() * 4
+                    a.sketch.as_ref().map(|s| s.words() * 8).unwrap_or(0) + a.ghosts.memory_bytes()
                 })
                 .unwrap_or(0)
             + self.lfu.as_ref().map(|l| l.memory_bytes()).unwrap_or(0)
@@ -381,8 +376,7 @@ impl Policy {
         while self.len_of(WINDOW) > self.window_max {
             let h = self.head_of(WINDOW);
             if let Some(a) = self.adaptive.as_mut() {
-                a.ghosts
-                    .record(a.fingerprints[h as usize], Departed::Window);
+                a.ghosts.record(self.nodes[h as usize].fp, Departed::Window);
             }
             self.move_to(h, CANDIDATE);
             if self.len_of(CANDIDATE) >= 2 {
@@ -405,10 +399,7 @@ impl Policy {
             return;
         };
         let fp = fingerprint(hash);
-        if a.fingerprints.len() <= idx {
-            a.fingerprints.resize(idx + 1, 0);
-        }
-        a.fingerprints[idx] = fp;
+        self.nodes[idx].fp = fp;
         a.evicting = true;
         a.misses = a.misses.wrapping_add(1);
         if let Some(s) = a.sketch.as_mut() {
@@ -453,7 +444,7 @@ impl Policy {
         if let Some(a) = self.adaptive.as_mut() {
             let mut s = Self::sketch_for(a.capacity, &a.tuning, self.seed);
             for j in slots {
-                s.increment(u64::from(a.fingerprints[j as usize]));
+                s.increment(u64::from(self.nodes[j as usize].fp));
             }
             a.sketch = Some(s);
         }
@@ -556,7 +547,7 @@ impl Policy {
             Some(q) => {
                 if let Some(a) = self.adaptive.as_mut() {
                     if a.evicting && (q == PROBATION || q == PROTECTED) {
-                        a.ghosts.record(a.fingerprints[i as usize], Departed::Main);
+                        a.ghosts.record(self.nodes[i as usize].fp, Departed::Main);
                     }
                 }
                 self.unlink(i);
@@ -576,8 +567,8 @@ impl Policy {
         self.adaptive
             .as_ref()
             .and_then(|a| {
-                let fp = a.fingerprints.get(i as usize)?;
-                Some(a.sketch.as_ref()?.frequency(u64::from(*fp)))
+                let fp = self.nodes.get(i as usize)?.fp;
+                Some(a.sketch.as_ref()?.frequency(u64::from(fp)))
             })
             .unwrap_or(0)
     }
@@ -603,7 +594,7 @@ impl Policy {
             let (salt, fp) = self
                 .adaptive
                 .as_ref()
-                .map(|a| (a.misses, a.fingerprints.get(cand as usize).copied()))
+                .map(|a| (a.misses, self.nodes.get(cand as usize).map(|n| n.fp)))
                 .unwrap_or((0, None));
             let fp = u64::from(fp.unwrap_or(cand));
             return mix(self.seed ^ fp ^ u64::from(salt).rotate_left(29)) & 127 == 0;
@@ -725,7 +716,6 @@ impl Policy {
         if let Some(a) = self.adaptive.as_mut() {
             a.sketch = None; // warms up again
             a.ghosts.clear();
-            a.fingerprints.clear();
             a.evicting = false;
         }
         if let Some(l) = self.lfu.as_mut() {
