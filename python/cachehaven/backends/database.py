@@ -27,7 +27,14 @@ from ..base import BaseCache, Call
 from ..entry import MISSING, CacheEntry
 from ..errors import BackendError, ConfigError
 from ..memoize import check_ttl
-from ..serialize import Record, Serializer, dump_record, load_record, record_from_jsonable, resolve_serializer
+from ..serialize import (
+    Serializer,
+    encode_record,
+    load_record,
+    load_value,
+    record_from_jsonable,
+    resolve_serializer,
+)
 
 try:  # SQLAlchemy is an optional dependency: the error is raised when a DatabaseCache is made
     import sqlalchemy as sa
@@ -740,7 +747,7 @@ class DatabaseCache(BaseCache):
                 row["expires_at"] = expires_at
             return row
         assert self._serializer is not None
-        data = dump_record(Record(entry, call.key.bytes, expires_at), self._serializer)
+        data = encode_record(entry, call.key.bytes, expires_at, self._serializer)
         return {"key": key, "func": _func_column(entry.func), "record": data, "expires_at": expires_at}
 
     def _decode(self, key: str, payload: Any) -> Optional[Tuple[CacheEntry, Optional[bytes]]]:
@@ -759,13 +766,17 @@ class DatabaseCache(BaseCache):
             record = load_record(bytes(payload), self._serializer)
             return record.entry, record.key
         except Exception as e:  # corrupt, truncated, tampered or foreign: a miss, never a crash
-            message = (
-                f"DatabaseCache({self.provider}): unreadable record for key {key} in table "
-                f"{self.table!r}, treated as a miss ({type(e).__name__}: {self._scrub(str(e))[:300]})"
-            )
-            logger.warning("cachehaven: %s", message)
-            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            self._unreadable(key, e)
             return None
+
+    def _unreadable(self, key: str, e: Exception) -> None:
+        """Warn (and log) that the row at ``key`` cannot be read; it counts as a miss."""
+        message = (
+            f"DatabaseCache({self.provider}): unreadable record for key {key} in table "
+            f"{self.table!r}, treated as a miss ({type(e).__name__}: {self._scrub(str(e))[:300]})"
+        )
+        logger.warning("cachehaven: %s", message)
+        warnings.warn(message, RuntimeWarning, stacklevel=5)
 
     def _entry_for(self, call: Call, key: str, payload: Any) -> Optional[CacheEntry]:
         """The entry in a row fetched for ``call``, if it really is ``call``'s."""
@@ -779,6 +790,21 @@ class DatabaseCache(BaseCache):
             return None  # a digest collision or a foreign row: never a wrong value
         return entry
 
+    def _value_for(self, call: Call, key: str, payload: Any) -> Any:
+        """The value in a row fetched for ``call`` if it really is ``call``'s, else MISSING."""
+        if self._ahvn:
+            entry = self._entry_for(call, key, payload)
+            return MISSING if entry is None else entry.value
+        assert self._serializer is not None
+        try:
+            value, canonical, _ = load_value(
+                payload if type(payload) is bytes else bytes(payload), self._serializer
+            )
+        except Exception as e:  # corrupt, truncated, tampered or foreign: a miss, never a crash
+            self._unreadable(key, e)
+            return MISSING
+        return value if canonical == call.key.bytes else MISSING
+
     # ------------------------------------------------------------------ storage protocol
     def _fetch(self, call: Call) -> Optional[CacheEntry]:
         key = self._storage_key(call)
@@ -788,10 +814,7 @@ class DatabaseCache(BaseCache):
     def _fetch_value(self, call: Call) -> Any:
         key = self._storage_key(call)
         row = self._raw("get", self._raw_get, {"k": key, "now": time.time()}, True)
-        if row is None:
-            return MISSING
-        entry = self._entry_for(call, key, row[0])
-        return MISSING if entry is None else entry.value
+        return MISSING if row is None else self._value_for(call, key, row[0])
 
     def _fetch_many(self, calls: Sequence[Call]) -> List[Any]:
         keys = [self._storage_key(c) for c in calls]
@@ -809,8 +832,7 @@ class DatabaseCache(BaseCache):
         values: List[Any] = []
         for call, key in zip(calls, keys):
             payload = found.get(key)
-            entry = None if payload is None else self._entry_for(call, key, payload)
-            values.append(MISSING if entry is None else entry.value)
+            values.append(MISSING if payload is None else self._value_for(call, key, payload))
         return values
 
     def _put(self, call: Call, entry: CacheEntry, ttl: Any = None) -> None:
