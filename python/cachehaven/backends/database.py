@@ -203,6 +203,8 @@ class DatabaseCache(BaseCache):
         # most recently used last: see _raw.
         self._hot: List[Tuple[Any, Any, float]] = []
         self._hot_max = 0 if self._memory else min(pool_size, _HOT_CONNECTIONS)
+        #: keyword arguments for a hot connection's cursor (see _build_statements)
+        self._cursor_args: Dict[str, Any] = {}
         self._pid = os.getpid()
         dbapi = getattr(self._engine.dialect, "loaded_dbapi", None) or self._engine.dialect.dbapi
         #: what a failing database raises: SQLAlchemy's errors, the driver's, and socket errors
@@ -465,31 +467,40 @@ class DatabaseCache(BaseCache):
             self._del_func_live = sa.delete(t).where(t.c.func == f, live)
             self._del_func = sa.delete(t).where(t.c.func == f)
         self._upsert = self._upsert_statement()
-        # the two hottest statements run on the raw DBAPI connection, compiled once
+        # the two hottest statements run on the raw DBAPI connection, compiled once; on
+        # PostgreSQL their cursors read results in binary (a record arrives as its bytes,
+        # not as hex text to decode), except for AgentHeaven's JSON content
+        self._cursor_args = {"binary": True} if self.provider == "postgresql" and not self._ahvn else {}
         self._raw_get = _RawStatement(self._sel_one, self._engine.dialect)
         self._raw_put = (
             None if self._json_content and self._ahvn else _RawStatement(self._upsert, self._engine.dialect)
         )
         self._raw_cleanup = _RawStatement(self._cleanup, self._engine.dialect) if self._has_expiry else None
-        self._raw_put_many = self._bulk_upsert_statement()
+        self._raw_put_many, self._raw_get_many = self._array_statements()
 
-    def _bulk_upsert_statement(self) -> Optional[_RawStatement]:
-        """PostgreSQL: one upsert of any number of rows, whose columns travel as four array
-        parameters (``INSERT ... SELECT * FROM unnest(...) ON CONFLICT ...``): one statement,
-        one plan and one round trip for a whole batch. None elsewhere (MySQL's driver already
-        folds ``executemany`` into multi-row INSERTs; SQLite runs in-process)."""
+    def _array_statements(self) -> Tuple[Optional[_RawStatement], Optional[_RawStatement]]:
+        """PostgreSQL (cachehaven's layout): a batch upsert and a batch lookup of any number
+        of rows in one statement each, with the rows' columns (or the keys) as array
+        parameters sent in binary (no per-element quoting or hex-escaping of records):
+        ``INSERT ... SELECT * FROM unnest(...) ON CONFLICT ...`` and ``... WHERE key =
+        ANY(...)``. One statement, one plan and one round trip per batch. None elsewhere
+        (MySQL's driver already folds ``executemany`` into multi-row INSERTs; SQLite runs
+        in-process)."""
         if self.provider != "postgresql" or self._ahvn:
-            return None
+            return None, None
         q = self._quote
+        table, key, record = q(self.table), q("key"), q("record")
         cols = ("key", "func", "record", "expires_at")
         casts = ("text[]", "text[]", "bytea[]", "double precision[]")
-        arrays = ", ".join(f"%({c})s::{cast}" for c, cast in zip(cols, casts))
+        arrays = ", ".join(f"%({c})b::{cast}" for c, cast in zip(cols, casts))
         sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in cols[1:])
-        sql = (
-            f"INSERT INTO {q(self.table)} ({', '.join(q(c) for c in cols)}) "
-            f"SELECT * FROM unnest({arrays}) ON CONFLICT ({q('key')}) DO UPDATE SET {sets}"
+        put = (
+            f"INSERT INTO {table} ({', '.join(q(c) for c in cols)}) "
+            f"SELECT * FROM unnest({arrays}) ON CONFLICT ({key}) DO UPDATE SET {sets}"
         )
-        return _RawStatement.from_text(sql, cols)
+        live = f"({q('expires_at')} IS NULL OR {q('expires_at')} > %(now)s)"
+        get = f"SELECT {key}, {record} FROM {table} WHERE {key} = ANY(%(keys)b::text[]) AND {live}"
+        return _RawStatement.from_text(put, cols), _RawStatement.from_text(get, ("keys", "now"))
 
     def _upsert_statement(self) -> Any:
         t = self._table
@@ -597,7 +608,8 @@ class DatabaseCache(BaseCache):
         return self._run(op, transaction)
 
     def _raw(self, op: str, stmt: _RawStatement, params: Dict[str, Any], fetch: bool) -> Any:
-        """Execute one precompiled statement on a DBAPI connection (the fast path).
+        """Execute one precompiled statement on a DBAPI connection (the fast path); with
+        ``fetch``, return its rows.
 
         The connection comes from a small stack of *hot* connections that skip the pool's
         checkout and checkin (with their events and bookkeeping) between calls; one idle for
@@ -625,10 +637,10 @@ class DatabaseCache(BaseCache):
                     raise self._error(op, e) from e
             try:
                 if cursor is None:
-                    cursor = raw.cursor()
+                    cursor = raw.cursor(**self._cursor_args)
                 cursor.execute(stmt.sql, stmt.params(params))
                 # fetchall: the statement is finished, so SQLite holds no read snapshot
-                row = (cursor.fetchall() or None) if fetch else None
+                rows = cursor.fetchall() if fetch else None
                 if self.provider == "sqlite" and not fetch:
                     raw.commit()
                 if not fetch and self._has_expiry:
@@ -642,7 +654,7 @@ class DatabaseCache(BaseCache):
                 hot.append((raw, cursor, time.monotonic()))
             else:
                 self._release(raw, cursor)
-            return None if row is None else row[0]
+            return rows
 
     def _forked(self) -> None:
         """In a forked child: forget the parent's connections without touching their
@@ -808,13 +820,13 @@ class DatabaseCache(BaseCache):
     # ------------------------------------------------------------------ storage protocol
     def _fetch(self, call: Call) -> Optional[CacheEntry]:
         key = self._storage_key(call)
-        row = self._raw("get", self._raw_get, {"k": key, "now": time.time()}, True)
-        return None if row is None else self._entry_for(call, key, row[0])
+        rows = self._raw("get", self._raw_get, {"k": key, "now": time.time()}, True)
+        return self._entry_for(call, key, rows[0][0]) if rows else None
 
     def _fetch_value(self, call: Call) -> Any:
         key = self._storage_key(call)
-        row = self._raw("get", self._raw_get, {"k": key, "now": time.time()}, True)
-        return MISSING if row is None else self._value_for(call, key, row[0])
+        rows = self._raw("get", self._raw_get, {"k": key, "now": time.time()}, True)
+        return self._value_for(call, key, rows[0][0]) if rows else MISSING
 
     def _fetch_many(self, calls: Sequence[Call]) -> List[Any]:
         keys = [self._storage_key(c) for c in calls]
@@ -828,7 +840,12 @@ class DatabaseCache(BaseCache):
                     found[k] = payload
             return found
 
-        found = self._run("get_many", select) if unique else {}
+        if not unique:
+            found = {}
+        elif self._raw_get_many is not None:
+            found = dict(self._raw("get_many", self._raw_get_many, {"keys": unique, "now": now}, True))
+        else:
+            found = self._run("get_many", select)
         values: List[Any] = []
         for call, key in zip(calls, keys):
             payload = found.get(key)
