@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import select
 import threading
 import time
 import warnings
@@ -81,6 +82,10 @@ _PING_AFTER = 1.0  # a pooled server connection idle this long is pinged before 
 #: At most this many connections skip the pool between single-statement calls (see _raw);
 #: the pool's other connections stay free for everything else.
 _HOT_CONNECTIONS = 4
+# libpq's result status and error field codes (psycopg.pq.ExecStatus / DiagnosticField)
+_PQ_COMMAND_OK = 1
+_PQ_TUPLES_OK = 2
+_PQ_SQLSTATE = ord("C")
 
 
 def _canonical_provider(provider: str) -> str:
@@ -472,6 +477,14 @@ class DatabaseCache(BaseCache):
         # not as hex text to decode), except for AgentHeaven's JSON content
         self._cursor_args = {"binary": True} if self.provider == "postgresql" and not self._ahvn else {}
         self._raw_get = _RawStatement(self._sel_one, self._engine.dialect)
+        if self.provider == "postgresql" and not self._ahvn:
+            q = self._quote
+            self._raw_get.pq = _PqQuery(
+                b"cachehaven_get",
+                f"SELECT {q('record')} FROM {q(self.table)} WHERE {q('key')} = $1 AND "
+                f"({q('expires_at')} IS NULL OR {q('expires_at')} > $2)",
+                ("k", "now"),
+            )
         self._raw_put = (
             None if self._json_content and self._ahvn else _RawStatement(self._upsert, self._engine.dialect)
         )
@@ -638,9 +651,12 @@ class DatabaseCache(BaseCache):
             try:
                 if cursor is None:
                     cursor = raw.cursor(**self._cursor_args)
-                cursor.execute(stmt.sql, stmt.params(params))
-                # fetchall: the statement is finished, so SQLite holds no read snapshot
-                rows = cursor.fetchall() if fetch else None
+                if stmt.pq is not None:
+                    rows = stmt.pq.run(raw, params)
+                else:
+                    cursor.execute(stmt.sql, stmt.params(params))
+                    # fetchall: the statement is finished, so SQLite holds no read snapshot
+                    rows = cursor.fetchall() if fetch else None
                 if self.provider == "sqlite" and not fetch:
                     raw.commit()
                 if not fetch and self._has_expiry:
@@ -650,6 +666,9 @@ class DatabaseCache(BaseCache):
                 self._release(raw, cursor)
                 self._drain_hot()
                 raise self._error(op, e) from e
+            except BaseException:  # interrupted (KeyboardInterrupt...) mid-statement
+                _discard(raw)  # its protocol state is unknown: never reuse it
+                raise
             if len(hot) < self._hot_max and not self._closed:
                 hot.append((raw, cursor, time.monotonic()))
             else:
@@ -1015,21 +1034,23 @@ class _IdlePing:
 
 
 class _RawStatement:
-    """A statement compiled once for a dialect, run directly on a DBAPI cursor."""
+    """A statement compiled once for a dialect, run directly on a DBAPI cursor (or, when
+    ``pq`` is set, straight through libpq: see :class:`_PqQuery`)."""
 
-    __slots__ = ("names", "positional", "sql")
+    __slots__ = ("names", "positional", "pq", "sql")
 
     def __init__(self, stmt: Any, dialect: Any) -> None:
         compiled = stmt.compile(dialect=dialect)
         self.sql: str = str(compiled)
         self.positional: bool = bool(compiled.positional)
         self.names: Tuple[str, ...] = tuple(compiled.positiontup or ()) if self.positional else ()
+        self.pq: Optional[_PqQuery] = None
 
     @classmethod
     def from_text(cls, sql: str, names: Tuple[str, ...]) -> _RawStatement:
         """A statement written for the driver's named paramstyle, with parameters ``names``."""
         self = cls.__new__(cls)
-        self.sql, self.positional, self.names = sql, False, names
+        self.sql, self.positional, self.names, self.pq = sql, False, names, None
         return self
 
     def params(self, values: Dict[str, Any]) -> Any:
@@ -1038,6 +1059,99 @@ class _RawStatement:
         if self.names:  # a text statement: its own parameters only
             return {n: values[n] for n in self.names}
         return values
+
+
+class _PqQuery:
+    """A one-column ``bytea`` query run on psycopg's libpq connection (``pgconn``) instead of
+    a cursor: the hit's SELECT, where psycopg's Python layer (query conversion, adaptation,
+    the prepared-statement cache, result loading) costs more than the round trip itself.
+
+    It is prepared once per connection under a fixed name (a server-side prepared
+    statement: no parse or plan per call), then each call sends the name and the parameters
+    as text and reads the result in binary (the record's bytes as they are). The wait for
+    the reply is a ``poll`` in Python, so a signal (Ctrl-C) interrupts it as it interrupts a
+    cursor; the connection is then discarded. The connection is in autocommit mode, so no
+    transaction is left open, whatever the result."""
+
+    __slots__ = ("name", "names", "sql")
+
+    def __init__(self, name: bytes, sql: str, names: Tuple[str, ...]) -> None:
+        self.name = name
+        self.sql = sql.encode("utf-8")
+        self.names = names
+
+    def run(self, raw: Any, values: Dict[str, Any]) -> List[Tuple[Any, ...]]:
+        """The rows of the query on the pooled connection ``raw``; raises psycopg's error."""
+        pgconn = raw.dbapi_connection.pgconn
+        info = raw.info  # per DBAPI connection: cleared when the connection is replaced
+        if self.name not in info:
+            self._prepare(raw, pgconn)
+            info[self.name] = True
+        params = [_pq_text(values[n]) for n in self.names]
+        for attempt in (0, 1):
+            pgconn.send_query_prepared(self.name, params, None, 1)
+            result = _pq_wait(pgconn)
+            if result.status == _PQ_TUPLES_OK:
+                return [(result.get_value(i, 0),) for i in range(result.ntuples)]
+            if attempt or result.error_field(_PQ_SQLSTATE) != b"26000":
+                break
+            self._prepare(raw, pgconn)  # not prepared on this connection after all
+        raise _pq_error(raw, result)
+
+    def _prepare(self, raw: Any, pgconn: Any) -> None:
+        pgconn.send_prepare(self.name, self.sql, None)
+        result = _pq_wait(pgconn)
+        if result.status != _PQ_COMMAND_OK and result.error_field(_PQ_SQLSTATE) != b"42P05":  # exists
+            raise _pq_error(raw, result)
+
+
+def _pq_text(value: Any) -> Optional[bytes]:
+    """A parameter in PostgreSQL's text format (a float's repr reads back exactly)."""
+    if value is None:
+        return None
+    if type(value) is float:
+        return repr(value).encode("ascii")
+    return str(value).encode("utf-8")
+
+
+def _pq_wait(pgconn: Any) -> Any:
+    """The result of the command just sent on ``pgconn`` (non-blocking, as psycopg sets it),
+    waiting on its socket with ``poll``; later results are drained."""
+    while pgconn.flush():
+        _pq_poll(pgconn.socket, select.POLLIN | select.POLLOUT)
+        pgconn.consume_input()
+    while pgconn.is_busy():
+        _pq_poll(pgconn.socket, select.POLLIN)
+        pgconn.consume_input()
+    result = pgconn.get_result()
+    if result is None:
+        import psycopg
+
+        raise psycopg.OperationalError("the server sent no result")
+    while pgconn.get_result() is not None:
+        pass
+    return result
+
+
+def _pq_poll(fd: int, events: int) -> None:
+    p = select.poll()
+    p.register(fd, events)
+    p.poll()
+
+
+def _pq_error(raw: Any, result: Any) -> BaseException:
+    """psycopg's exception for a failed result (a DBAPI error, so disconnects are recognised)."""
+    import psycopg
+
+    return psycopg.errors.error_from_result(result, raw.dbapi_connection.info.encoding)
+
+
+def _discard(raw: Any) -> None:
+    """Close and forget a pooled connection whose state cannot be trusted; never raises."""
+    try:
+        raw.invalidate()
+    except Exception:
+        pass
 
 
 def _sqlite_file_pragmas(dbapi_connection: Any, _record: Any) -> None:
