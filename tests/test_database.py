@@ -859,6 +859,41 @@ def test_server_outage_and_recovery(server_target: Target):
     assert strict(3) == 3
 
 
+def test_an_interrupted_lookup_leaves_no_half_read_connection(server_target: Target):
+    """Ctrl-C during a lookup the server is slow to answer (here: blocked by another
+    session's table lock) interrupts it; the cache then works on with the right values."""
+    import signal
+
+    cache = server_target.make()
+    cache.set("f", output="one", x=1)
+    cache.set("f", output="two", x=2)
+    assert cache.get("f", x=1) == "one"  # a hot connection, and the statement prepared
+    lock = {
+        "postgresql": ["BEGIN", f"LOCK TABLE {cache.table} IN ACCESS EXCLUSIVE MODE"],
+        "mysql": [f"LOCK TABLES {cache.table} WRITE"],
+    }[server_target.kind]
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    locker = sa.create_engine(server_target.options["url"]).connect()
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        for statement in lock:
+            locker.exec_driver_sql(statement)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            cache.get("f", x=2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        locker.exec_driver_sql("ROLLBACK" if server_target.kind == "postgresql" else "UNLOCK TABLES")
+        locker.close()
+    assert [cache.get("f", x=i) for i in (2, 1, 2, 3)] == ["two", "one", "two", ...]
+    cache.set("f", output="three", x=3)
+    assert cache.get("f", x=3) == "three"
+
+
 # ---------------------------------------------------------------- AgentHeaven
 
 
