@@ -159,9 +159,12 @@ print(json.dumps({"hit_us": statistics.median(runs)}))
 
 
 def sql_target(srv: Any, provider: str, dialect: str, driver: str) -> Dict[str, Any]:
-    """A DatabaseCache target on a throwaway server, with AgentHeaven's provider config for it."""
+    """A DatabaseCache target on a throwaway server (given by its parts, so DatabaseCache picks
+    its default driver: mysqlclient for MariaDB when it is installed), with AgentHeaven's
+    provider config for it (AgentHeaven's own driver)."""
+    parts = {"host": srv.host, "port": srv.port, "username": srv.user, "password": srv.password}
     return {
-        "make": lambda: cachehaven.DatabaseCache(url=srv.url),
+        "make": lambda: cachehaven.DatabaseCache(dialect, srv.database, **parts),
         "sql": {
             "provider": provider,
             "dialect": dialect,
@@ -241,9 +244,12 @@ def main() -> None:
 
         have_ahvn = Path(args.ahvn_python).exists()
         for name, target in targets.items():
-            print(f"  measuring {name} ...", file=sys.stderr)
             cache = target["make"]()
+            driver = getattr(getattr(cache, "engine", None), "dialect", None)
+            print(f"  measuring {name}{f' ({driver.driver})' if driver else ''} ...", file=sys.stderr)
             row = bench_backend(cache, number, repeats, batch)
+            if driver:
+                row["driver"] = driver.driver
             cache.clear()
             cache.close()
             raw = raw_baseline(name, target, number, repeats)

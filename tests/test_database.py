@@ -31,10 +31,11 @@ from cachehaven import CacheEntry
 from cachehaven.backends import database as database_module
 from cachehaven.backends.database import DatabaseCache
 from cachehaven.errors import BackendError, ConfigError, SerializationError
+from servers import require_mysqlclient
 
-ALL = ["sqlite-memory", "sqlite-file", "postgresql", "mysql"]
-SHARED = ["sqlite-file", "postgresql", "mysql"]  # databases two cache objects can open
-SERVERS = ["postgresql", "mysql"]
+ALL = ["sqlite-memory", "sqlite-file", "postgresql", "mysql", "mysqlclient"]
+SHARED = ["sqlite-file", "postgresql", "mysql", "mysqlclient"]  # databases two cache objects can open
+SERVERS = ["postgresql", "mysql", "mysqlclient"]
 AHVN_DATA = Path(__file__).parent / "data" / "ahvn"
 
 
@@ -65,8 +66,11 @@ def _target(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Target
     if kind == "postgresql":
         url = request.getfixturevalue("postgres_url")
         return Target(kind, {"url": url}, request.getfixturevalue("postgres_server"))
-    url = request.getfixturevalue("mysql_url")
-    return Target(kind, {"url": url}, request.getfixturevalue("mysql_server"))
+    url = request.getfixturevalue("mysql_url")  # mysql+pymysql://
+    if kind == "mysqlclient":  # MariaDB again, through the C driver: the default when installed
+        require_mysqlclient()
+        url = url.replace("mysql+pymysql://", "mysql://", 1)
+    return Target("mysql", {"url": url}, request.getfixturevalue("mysql_server"))
 
 
 @pytest.fixture(params=ALL)
@@ -665,9 +669,38 @@ def test_missing_driver_names_the_package(
     monkeypatch: pytest.MonkeyPatch, provider: str, module: str, package: str, extra: str
 ):
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "MySQLdb", None)  # so does mysqlclient, preferred when there
     with pytest.raises(ConfigError) as info:
         DatabaseCache(provider, "db", host="127.0.0.1", username="u", password="pw-not-shown")
     assert package in str(info.value) and extra in str(info.value)
+    assert "pw-not-shown" not in str(info.value)
+
+
+def test_mysql_uses_mysqlclient_when_installed_else_pymysql(
+    server_target: Target, monkeypatch: pytest.MonkeyPatch
+):
+    if server_target.kind != "mysql":
+        pytest.skip("MariaDB only")
+    require_mysqlclient()
+    server = server_target.server
+    database = sa.engine.make_url(server_target.options["url"]).database
+    parts = {"host": server.host, "port": server.port, "username": server.user, "password": server.password}
+    by_parts = server_target.make(provider="mysql", database=database, url=None, **parts)
+    assert by_parts.engine.dialect.driver == "mysqldb"
+    rest = server_target.options["url"].split("://", 1)[1]
+    by_url = server_target.make(url=f"mariadb://{rest}")
+    assert by_url.engine.dialect.driver == "mysqldb" and by_url.provider == "mariadb"
+    explicit = server_target.make(url=f"mysql+pymysql://{rest}")
+    assert explicit.engine.dialect.driver == "pymysql"  # a driver named in the url is kept
+    by_parts.set("f", output=1, x=1)
+    assert by_url.get("f", x=1) == explicit.get("f", x=1) == 1
+    monkeypatch.setitem(sys.modules, "MySQLdb", None)  # not installed
+    assert server_target.make(
+        provider="mysql", database=server.database, url=None, **parts
+    ).engine.dialect.driver == ("pymysql")
+    assert database_module._drivername("mysql") == "mysql+pymysql"
+    with pytest.raises(ConfigError, match="mysqlclient") as info:
+        DatabaseCache(url="mysql+mysqldb://u:pw-not-shown@127.0.0.1/db")
     assert "pw-not-shown" not in str(info.value)
 
 
@@ -877,17 +910,23 @@ def test_an_interrupted_lookup_leaves_no_half_read_connection(server_target: Tar
         raise KeyboardInterrupt
 
     locker = sa.create_engine(server_target.options["url"]).connect()
+    unlock = "ROLLBACK" if server_target.kind == "postgresql" else "UNLOCK TABLES"
+    # mysqlclient waits for the server inside C and takes the signal only once the lock is
+    # gone: the lock goes after two seconds whatever happens
+    release = threading.Timer(2.0, lambda: locker.exec_driver_sql(unlock))
     previous = signal.signal(signal.SIGALRM, interrupt)
     try:
         for statement in lock:
             locker.exec_driver_sql(statement)
+        release.start()
         signal.setitimer(signal.ITIMER_REAL, 0.5)
         with pytest.raises(KeyboardInterrupt):
             cache.get("f", x=2)
+            time.sleep(5)  # a driver that delivers the signal after the call returns
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        locker.exec_driver_sql("ROLLBACK" if server_target.kind == "postgresql" else "UNLOCK TABLES")
+        release.join()
         locker.close()
     assert [cache.get("f", x=i) for i in (2, 1, 2, 3)] == ["two", "one", "two", ...]
     cache.set("f", output="three", x=3)
