@@ -911,6 +911,9 @@ class DatabaseCache(BaseCache):
         self._raw("set", self._raw_put, {**row, "now": row_now}, False)
 
     def _put_many(self, items: Sequence[Tuple[Call, CacheEntry]], ttl: Any = None) -> None:
+        if self._raw_put_many is not None:
+            self._put_columns(items, ttl)
+            return
         rows: Dict[str, Dict[str, Any]] = {}
         for call, entry in items:  # serialize everything first; a later duplicate wins
             row = self._row(call, entry, ttl)
@@ -919,12 +922,29 @@ class DatabaseCache(BaseCache):
         if not rows:
             return
         batch = list(rows.values())
-        if self._raw_put_many is not None:
-            columns = {c: [row[c] for row in batch] for c in self._raw_put_many.names}
-            self._raw("set_many", self._raw_put_many, {**columns, "now": time.time()}, False)
-            return
         self._run_transaction("set_many", lambda conn: conn.execute(self._upsert, batch))
         self._cleanup_if_due()
+
+    def _put_columns(self, items: Sequence[Tuple[Call, CacheEntry]], ttl: Any) -> None:
+        """The array upsert (PostgreSQL): the rows' columns, serialized before anything is
+        written, with one expiry time for the batch; a later duplicate key wins."""
+        assert self._raw_put_many is not None and self._serializer is not None
+        expires_at = self._expires_at(ttl)
+        serializer = self._serializer
+        rows: Dict[str, Tuple[str, bytes]] = {}
+        for call, entry in items:
+            record = encode_record(entry, call.key.bytes, expires_at, serializer)
+            rows[self._storage_key(call)] = (_func_column(entry.func), record)
+        if not rows:
+            return
+        columns = {
+            "key": list(rows),
+            "func": [row[0] for row in rows.values()],
+            "record": [row[1] for row in rows.values()],
+            "expires_at": [expires_at] * len(rows),
+            "now": time.time(),
+        }
+        self._raw("set_many", self._raw_put_many, columns, False)
 
     def _delete(self, call: Call) -> bool:
         key = self._storage_key(call)
