@@ -447,7 +447,7 @@ def test_get_many_and_set_many_are_single_statements(cache: DatabaseCache, monke
     with Statements(cache) as st:
         values = cache.get_many("sq", wanted)
     assert values == [9, ..., 0, 9, 49 * 49]  # in order, duplicates and misses included
-    if cache.provider == "postgresql":  # one "= ANY(keys)" SELECT on the raw connection
+    if cache.provider == "postgresql":  # one SELECT joining unnest(keys), on the raw connection
         assert st.touching("SELECT") == [] and raw_ops == ["get_many"], (st.seen, raw_ops)
     else:
         assert len(st.touching("SELECT")) == 1, st.seen
@@ -465,7 +465,7 @@ def test_get_many_of_a_huge_list(cache: DatabaseCache):
     with Statements(cache) as st:
         values = cache.get_many("big", [{"i": i} for i in range(n)])
     assert values == [i if i % 2 == 0 else ... for i in range(n)]
-    # PostgreSQL: one "= ANY(keys)" SELECT on the raw connection, whatever the count
+    # PostgreSQL: one SELECT joining unnest(keys) on the raw connection, whatever the count
     chunks = 0 if cache.provider == "postgresql" else math.ceil(n / database_module._CHUNK)
     assert len(st.touching("SELECT")) == chunks
 
