@@ -499,15 +499,28 @@ class DatabaseCache(BaseCache):
         # PostgreSQL their cursors read results in binary (a record arrives as its bytes,
         # not as hex text to decode), except for AgentHeaven's JSON content
         self._cursor_args = {"binary": True} if self.provider == "postgresql" and not self._ahvn else {}
-        self._raw_get = _RawStatement(self._sel_one, self._engine.dialect)
-        if not self._ahvn and self._engine.dialect.driver in ("psycopg", "mysqldb"):
+        # MySQL/MariaDB plan every statement they are sent: with mysqlclient the hit selects
+        # the expiry time with the record and checks it here, which keeps the optimizer from
+        # weighing the expires_at index on every hit (25 instead of 29 us a hit on MariaDB;
+        # PyMySQL would spend as much parsing the extra column in Python). PostgreSQL's hit
+        # is a prepared statement, planned once.
+        driver = self._engine.dialect.driver
+        self._expiry_in_python = driver == "mysqldb" and self._has_expiry
+        if self._expiry_in_python:
+            get = sa.select(payload, t.c.expires_at).where(keycol == sa.bindparam("k"))
+        else:
+            get = self._sel_one
+        self._raw_get = _RawStatement(get, self._engine.dialect)
+        if not self._ahvn and driver in ("psycopg", "mysqldb"):
             q = self._quote
-            where = f"WHERE {q('key')} = %s AND ({q('expires_at')} IS NULL OR {q('expires_at')} > %s)"
-            sql = f"SELECT {q('record')} FROM {q(self.table)} {where}"
-            if self._engine.dialect.driver == "psycopg":
-                self._raw_get.native = _PqQuery(b"cachehaven_get", sql % ("$1", "$2"), ("k", "now"))
+            table, key, record, expires_at = q(self.table), q("key"), q("record"), q("expires_at")
+            if driver == "psycopg":
+                live = f"({expires_at} IS NULL OR {expires_at} > $2)"
+                sql = f"SELECT {record} FROM {table} WHERE {key} = $1 AND {live}"
+                self._raw_get.native = _PqQuery(b"cachehaven_get", sql, ("k", "now"))
             else:
-                self._raw_get.native = _MysqlclientQuery(sql, ("k", "now"))
+                sql = f"SELECT {record}, {expires_at} FROM {table} WHERE {key} = %s"
+                self._raw_get.native = _MysqlclientQuery(sql, ("k",))
         self._raw_put = (
             None if self._json_content and self._ahvn else _RawStatement(self._upsert, self._engine.dialect)
         )
@@ -870,15 +883,25 @@ class DatabaseCache(BaseCache):
         return value if canonical == call.key.bytes else MISSING
 
     # ------------------------------------------------------------------ storage protocol
-    def _fetch(self, call: Call) -> Optional[CacheEntry]:
+    def _lookup_row(self, call: Call) -> Tuple[str, Any]:
+        """``call``'s storage key, and the payload of its live row or MISSING."""
         key = self._storage_key(call)
-        rows = self._raw("get", self._raw_get, {"k": key, "now": time.time()}, True)
-        return self._entry_for(call, key, rows[0][0]) if rows else None
+        now = time.time()
+        rows = self._raw("get", self._raw_get, {"k": key, "now": now}, True)
+        if not rows:
+            return key, MISSING
+        row = rows[0]
+        if self._expiry_in_python and row[1] is not None and row[1] <= now:
+            return key, MISSING  # expired (see _build_statements)
+        return key, row[0]
+
+    def _fetch(self, call: Call) -> Optional[CacheEntry]:
+        key, payload = self._lookup_row(call)
+        return None if payload is MISSING else self._entry_for(call, key, payload)
 
     def _fetch_value(self, call: Call) -> Any:
-        key = self._storage_key(call)
-        rows = self._raw("get", self._raw_get, {"k": key, "now": time.time()}, True)
-        return self._value_for(call, key, rows[0][0]) if rows else MISSING
+        key, payload = self._lookup_row(call)
+        return MISSING if payload is MISSING else self._value_for(call, key, payload)
 
     def _fetch_many(self, calls: Sequence[Call]) -> List[Any]:
         keys = [self._storage_key(c) for c in calls]
