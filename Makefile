@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "maturin>=1.5,<2" "pytest>=7" "pytest-asyncio>=0.23" "hypothesis>=6.90" "ruff>=0.5" "mypy>=1.8"
-	$(BIN)/pip install -q "diskcache>=5.6,<6" "sqlalchemy>=2" "psycopg[binary]>=3.1" "pymysql>=1.1" "redis>=5"
+	$(BIN)/pip install -q "diskcache>=5.6,<6" "sqlalchemy>=2" "psycopg[binary]>=3.1" "pymysql>=1.1" "redis>=5" "hiredis>=2"
+	@# mysqlclient (MariaDB's C driver, preferred by DatabaseCache when installed) builds against
+	@# the Debian packages libmariadb-dev and pkg-config (.ci/run installs them); without them the
+	@# MariaDB tests run on PyMySQL only, and the mysqlclient ones skip (CI makes them fail)
+	$(BIN)/pip install -q "mysqlclient>=2.2" || echo "mysqlclient not installed: apt-get install libmariadb-dev pkg-config"
 	touch $(STAMP)
 
 .PHONY: deps

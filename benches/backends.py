@@ -8,7 +8,8 @@ PostgreSQL, MariaDB and Redis run as private throwaway servers started by the te
 (``tests/servers.py``); a backend whose server cannot start is reported and skipped.
 AgentHeaven runs in its own interpreter (``--ahvn-python``, default ``$AHVN_PYTHON`` or
 ``.venv-ahvn/bin/python``; ``make bench-deps`` creates it) because it pins its own
-dependencies. Figures are medians of repeats (a shared 2-core box: compare ratios, which are
+dependencies; its rounds of hits alternate with ours, and the ratio is the median of the
+round-by-round ratios. Figures are medians of repeats (a shared 2-core box: compare ratios, which are
 measured side by side, rather than absolute times).
 """
 
@@ -46,8 +47,11 @@ def median_us(fn: Callable[[], Any], number: int, repeats: int) -> float:
     return statistics.median(runs)
 
 
-def bench_backend(cache: BaseCache, number: int, repeats: int, batch: int) -> Dict[str, float]:
-    """hit/miss latency (us per call) and batch vs single on one cache."""
+def bench_backend(
+    cache: BaseCache, number: int, repeats: int, batch: int, peer: Optional[AhvnPeer] = None
+) -> Dict[str, Any]:
+    """hit/miss latency (us per call) and batch vs single on one cache; with ``peer``, its
+    hit rounds alternate with ours."""
 
     @cache.memoize(name="bench.f")
     def f(x: int) -> Dict[str, Any]:
@@ -61,7 +65,13 @@ def bench_backend(cache: BaseCache, number: int, repeats: int, batch: int) -> Di
     # A hit is on an entry written a while ago, as hits usually are: JsonCache keeps a file in
     # its near cache only once the file is two seconds old (see JsonCache's near_cache).
     time.sleep(2.1)
-    hit = median_us(lambda: f(-1), number, repeats)
+    ours: List[float] = []
+    theirs: List[float] = []
+    for _ in range(repeats):
+        ours.append(median_us(lambda: f(-1), number, 1))
+        if peer is not None and peer.error is None:
+            theirs.append(peer.round())
+    hit = statistics.median(ours)
     counter = iter(range(10**9))
     miss = median_us(lambda: f(next(counter)), number, repeats)
 
@@ -84,7 +94,7 @@ def bench_backend(cache: BaseCache, number: int, repeats: int, batch: int) -> Di
         t = time.perf_counter()
         g(items)
         batches_warm.append(time.perf_counter() - t)
-    out = {
+    out: Dict[str, Any] = {
         "hit_us": hit,
         "miss_us": miss,
         "single_cold_ms": statistics.median(singles) * 1e3,
@@ -94,6 +104,12 @@ def bench_backend(cache: BaseCache, number: int, repeats: int, batch: int) -> Di
     }
     out["batch_speedup_cold"] = out["single_cold_ms"] / out["batch_cold_ms"]
     out["batch_speedup_warm"] = out["single_warm_ms"] / out["batch_warm_ms"]
+    if peer is not None:
+        if theirs:
+            out["ahvn_hit_us"] = statistics.median(theirs)
+            out["ahvn_hit_ratio"] = statistics.median(a / b for a, b in zip(theirs, ours))
+        else:
+            out["ahvn_hit_us"] = peer.error
     return out
 
 
@@ -135,7 +151,7 @@ HEAVEN_CM._global_config = {"core": {"encoding": "utf-8", "debug": False},
 HEAVEN_CM._local_config = {}
 HEAVEN_CM._config = None
 from ahvn.cache import InMemCache, DiskCache, JsonCache, DatabaseCache
-kind, number, repeats = spec["kind"], spec["number"], spec["repeats"]
+kind, number = spec["kind"], spec["number"]
 tmp = tempfile.mkdtemp()
 if kind == "InMemCache": cache = InMemCache()
 elif kind == "JsonCache": cache = JsonCache(os.path.join(tmp, "j"))
@@ -148,20 +164,22 @@ VALUE = {"name": "widget", "id": 7, "tags": ["a", "b"], "score": 0.5}
 def f(x):
     return VALUE
 f(-1)
-runs = []
-for _ in range(repeats):
+print("ready", flush=True)
+for line in sys.stdin:  # one round of `number` hits per line, answered with us per hit
     t = time.perf_counter()
     for _ in range(number):
         f(-1)
-    runs.append((time.perf_counter() - t) / number * 1e6)
-print(json.dumps({"hit_us": statistics.median(runs)}))
+    print((time.perf_counter() - t) / number * 1e6, flush=True)
 """
 
 
 def sql_target(srv: Any, provider: str, dialect: str, driver: str) -> Dict[str, Any]:
-    """A DatabaseCache target on a throwaway server, with AgentHeaven's provider config for it."""
+    """A DatabaseCache target on a throwaway server (given by its parts, so DatabaseCache picks
+    its default driver: mysqlclient for MariaDB when it is installed), with AgentHeaven's
+    provider config for it (AgentHeaven's own driver)."""
+    parts = {"host": srv.host, "port": srv.port, "username": srv.user, "password": srv.password}
     return {
-        "make": lambda: cachehaven.DatabaseCache(url=srv.url),
+        "make": lambda: cachehaven.DatabaseCache(dialect, srv.database, **parts),
         "sql": {
             "provider": provider,
             "dialect": dialect,
@@ -175,22 +193,54 @@ def sql_target(srv: Any, provider: str, dialect: str, driver: str) -> Dict[str, 
     }
 
 
-def ahvn_hit(python: str, kind: str, number: int, repeats: int, sql: Optional[Dict[str, Any]]) -> Any:
-    spec = {"kind": kind, "number": number, "repeats": repeats, "sql": sql}
-    try:
-        p = subprocess.run(
-            [python, "-c", AHVN_SNIPPET, json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=tempfile.gettempdir(),
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"n/a ({type(e).__name__})"
-    if p.returncode != 0:
-        last = (p.stderr.strip().splitlines() or ["?"])[-1]
-        return f"n/a ({last[:120]})"
-    return json.loads(p.stdout.strip().splitlines()[-1])["hit_us"]
+class AhvnPeer:
+    """AgentHeaven 0.9.2 memoizing the same function on the same backend, in its own
+    interpreter, answering one round of hits whenever asked: its rounds alternate with ours,
+    so both see the same load on the box and their ratio is taken round by round."""
+
+    def __init__(self, python: str, kind: str, number: int, sql: Optional[Dict[str, Any]]) -> None:
+        self.error: Optional[str] = None
+        spec = {"kind": kind, "number": number, "sql": sql}
+        self.proc: Optional[subprocess.Popen[str]] = None
+        try:
+            self.proc = subprocess.Popen(
+                [python, "-c", AHVN_SNIPPET, json.dumps(spec)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tempfile.gettempdir(),
+            )
+            self._expect("ready")
+        except (OSError, RuntimeError) as e:
+            self.error = f"n/a ({e})"
+            self.close()
+
+    def _expect(self, what: str) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line:
+            err = self.proc.stderr.read() if self.proc.stderr is not None else ""
+            raise RuntimeError((err.strip().splitlines() or ["no answer"])[-1][:120])
+        if what == "ready" and line != "ready":
+            raise RuntimeError(line[:120])
+        return line
+
+    def round(self) -> float:
+        """One round of AgentHeaven hits, in us per hit."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return float(self._expect("us"))
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.communicate(timeout=60)  # EOF on stdin ends its loop
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
 
 
 def main() -> None:
@@ -253,20 +303,25 @@ def main() -> None:
             targets = {name: t for name, t in targets.items() if name in wanted}
         have_ahvn = Path(args.ahvn_python).exists()
         for name, target in targets.items():
-            print(f"  measuring {name} ...", file=sys.stderr)
             cache = target["make"]()
-            row = bench_backend(cache, number, repeats, batch)
+            driver = getattr(getattr(cache, "engine", None), "dialect", None)
+            print(f"  measuring {name}{f' ({driver.driver})' if driver else ''} ...", file=sys.stderr)
+            peer = None
+            if have_ahvn and name != "RedisCache":
+                peer = AhvnPeer(args.ahvn_python, name, max(number // 4, 50), target.get("sql"))
+            try:
+                row = bench_backend(cache, number, repeats, batch, peer)
+            finally:
+                if peer is not None:
+                    peer.close()
+            if driver:
+                row["driver"] = driver.driver
             cache.clear()
             cache.close()
             raw = raw_baseline(name, target, number, repeats)
             if raw is not None:
                 row["raw_get_us"] = raw
                 row["hit_vs_raw"] = row["hit_us"] / raw
-            if have_ahvn and name != "RedisCache":
-                a = ahvn_hit(args.ahvn_python, name, max(number // 4, 50), repeats, target.get("sql"))
-                row["ahvn_hit_us"] = a
-                if isinstance(a, float):
-                    row["ahvn_hit_ratio"] = a / row["hit_us"]
             results[name] = row
     finally:
         for s in started:

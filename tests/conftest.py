@@ -14,7 +14,15 @@ import pytest
 
 import cachehaven
 from cachehaven import BaseCache, InMemCache
-from servers import mysql_server, mysql_url, postgres_server, postgres_url, redis_server, redis_url  # noqa: F401
+from servers import (  # noqa: F401
+    mysql_server,
+    mysql_url,
+    postgres_server,
+    postgres_url,
+    redis_server,
+    redis_url,
+    require_mysqlclient,
+)
 
 
 def _json(request: pytest.FixtureRequest) -> BaseCache:
@@ -39,6 +47,15 @@ def _mysql(request: pytest.FixtureRequest) -> BaseCache:
     return cachehaven.DatabaseCache(url=request.getfixturevalue("mysql_url"))
 
 
+def _mysqlclient(request: pytest.FixtureRequest) -> BaseCache:
+    """MariaDB through mysqlclient (the C driver DatabaseCache prefers when it is installed)."""
+    require_mysqlclient()
+    url = request.getfixturevalue("mysql_url").replace("mysql+pymysql://", "mysql://", 1)
+    cache = cachehaven.DatabaseCache(url=url)
+    assert cache.engine.dialect.driver == "mysqldb"
+    return cache
+
+
 def _redis(request: pytest.FixtureRequest) -> BaseCache:
     return cachehaven.RedisCache(request.getfixturevalue("redis_url"), namespace="suite")
 
@@ -52,6 +69,7 @@ STORING_BACKENDS: Dict[str, Callable[[pytest.FixtureRequest], BaseCache]] = {
     "DatabaseCache-sqlite": _sqlite,
     "DatabaseCache-postgresql": _postgresql,
     "DatabaseCache-mysql": _mysql,
+    "DatabaseCache-mysqlclient": _mysqlclient,
     "RedisCache": _redis,
 }
 

@@ -65,6 +65,7 @@ __all__ = [
     "postgres_url",
     "redis_server",
     "redis_url",
+    "require_mysqlclient",
     "search_dirs",
 ]
 
@@ -843,6 +844,19 @@ def _unavailable(reason: str) -> None:
     if _required():
         pytest.fail(f"{reason} [{REQUIRE_ENV} is set, so this fails instead of skipping]", pytrace=False)
     pytest.skip(reason)
+
+
+def require_mysqlclient() -> None:
+    """Skip the calling test unless mysqlclient (``MySQLdb``, the C driver DatabaseCache
+    prefers for MariaDB when it is installed) can be imported; fail it instead when
+    ``CACHEHAVEN_REQUIRE_SERVERS`` is set, as in CI."""
+    try:
+        importlib.import_module("MySQLdb")
+    except ImportError as e:
+        _unavailable(
+            f"the Python package mysqlclient is not installed ({e}); run: pip install mysqlclient "
+            "(it builds against the Debian packages libmariadb-dev and pkg-config)"
+        )
 
 
 def launch(kind: Type[S]) -> S:

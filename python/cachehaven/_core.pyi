@@ -210,6 +210,19 @@ def encode(value: Any) -> bytes:
 def decode(data: bytes) -> Any:
     """The value whose canonical bytes are ``data`` (value-carrying types only)."""
 
+def record_encode(
+    func: Any, inputs: Any, output: Any, expected: Any, metadata: Any, key: Any, expires_at: Any
+) -> Optional[bytes]:
+    """The JSON serializer's bytes of a version-1 record of plain data (``output`` and
+    ``expected`` are ``...`` when unset), or None when it needs the Python encoder."""
+
+_Fields = tuple[str, Optional[dict[str, Any]], Any, Any, Optional[dict[str, Any]], bytes, Optional[float]]
+
+def record_decode(data: Any, full: bool = True) -> Optional[_Fields]:
+    """``(func, inputs, output, expected, metadata, key, expires_at)`` of a stored version-1
+    record of plain data (``inputs`` and ``metadata`` are None unless ``full``), or None when
+    the payload needs the Python reader."""
+
 def call_key(func: str, inputs: dict[str, Any], exclude: Optional[list[str]] = None) -> Key:
     """The canonical key of calling ``func`` with ``inputs``."""
 

@@ -574,6 +574,7 @@ def _refresher(memo: _Memo) -> Callable[..., Any]:
 
 def _sync_engine(memo: _Memo) -> Callable[..., Any]:
     func, cache = memo.func, memo.cache
+    guarded = memo.fail_open
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _core.is_enabled():
@@ -581,7 +582,8 @@ def _sync_engine(memo: _Memo) -> Callable[..., Any]:
         call = memo.call_for(args, kwargs)
         if call is None:
             return func(*args, **kwargs)
-        v = memo.fetch(call)
+        # without fail_open a failing lookup raises anyway: no guard, no closure
+        v = memo.fetch(call) if guarded else cache._fetch_value(call)
         if v is not MISSING:
             memo.hits += 1
             return v

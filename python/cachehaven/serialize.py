@@ -99,6 +99,7 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, Union, runtime_checkable
 
+from . import _core
 from ._core import RawKey
 from .entry import CacheEntry
 from .errors import ConfigError, SerializationError
@@ -115,8 +116,10 @@ __all__ = [
     "Record",
     "Serializer",
     "dump_record",
+    "encode_record",
     "from_jsonable",
     "load_record",
+    "load_value",
     "record_from_jsonable",
     "record_to_jsonable",
     "resolve_serializer",
@@ -1204,7 +1207,7 @@ def dump_record(record: Record, serializer: Serializer) -> bytes:
     """The bytes a backend stores for ``record``. Raises SerializationError (naming the
     field and path of the offending value) before anything is written."""
     if type(serializer) is JsonSerializer:
-        return _json_bytes(record_to_jsonable(record))
+        return encode_record(record.entry, record.key, record.expires_at, serializer)
     d = _record_dict(record, record.key, False)
     try:
         return serializer.dumps(d)
@@ -1217,11 +1220,33 @@ def dump_record(record: Record, serializer: Serializer) -> bytes:
         raise
 
 
+def encode_record(
+    entry: CacheEntry, key: bytes, expires_at: Optional[float], serializer: Serializer
+) -> bytes:
+    """``dump_record(Record(entry, key, expires_at), serializer)``, the same bytes.
+
+    With the JSON serializer, a record of plain data (no value needing a type tag) is written
+    by the native core in one pass; anything else takes the Python walk.
+    """
+    if type(serializer) is not JsonSerializer:
+        return dump_record(Record(entry, key, expires_at), serializer)
+    data = _core.record_encode(
+        entry.func, entry.inputs, entry.output, entry.expected, entry.metadata, key, expires_at
+    )
+    if data is not None:
+        return data  # type: ignore[no-any-return]
+    return _json_bytes(record_to_jsonable(Record(entry, key, expires_at)))
+
+
 def load_record(data: bytes, serializer: Serializer) -> Record:
     """The record stored in ``data``. Raises SerializationError if the payload is corrupt,
     truncated, of another version, tampered with or unsigned; never another exception type."""
     try:
         if type(serializer) is JsonSerializer:
+            fields = _core.record_decode(data)
+            if fields is not None:  # plain data, read by the native core
+                func, inputs, output, expected, metadata, key, exp = fields
+                return Record(CacheEntry(func, inputs, output, expected, metadata), key, exp)
             tree, tagged = _parse_json(data)
             return _record_from_dict(tree, True, from_jsonable if tagged else None)
         return _record_from_dict(serializer.loads(data), False, None)
@@ -1229,3 +1254,19 @@ def load_record(data: bytes, serializer: Serializer) -> Record:
         raise
     except Exception as e:
         raise SerializationError(f"the stored record cannot be read: {type(e).__name__}: {e}") from None
+
+
+def load_value(data: bytes, serializer: Serializer) -> Tuple[Any, bytes, Optional[float]]:
+    """``(value, key, expires_at)`` of the record stored in ``data``: what :func:`load_record`
+    reads (the value is ``expected`` if set, else ``output``), without building the entry
+    when the native core reads the payload. Raises as :func:`load_record` does."""
+    if type(serializer) is JsonSerializer:
+        try:
+            fields = _core.record_decode(data, False)
+        except Exception as e:
+            raise SerializationError(f"the stored record cannot be read: {type(e).__name__}: {e}") from None
+        if fields is not None:
+            expected = fields[3]
+            return (fields[2] if expected is ... else expected), fields[5], fields[6]
+    record = load_record(data, serializer)
+    return record.entry.value, record.key, record.expires_at

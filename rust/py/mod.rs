@@ -11,6 +11,7 @@ pub mod gilcell;
 pub mod keep;
 pub mod key;
 pub mod memo;
+pub mod record;
 pub mod store;
 
 use pyo3::prelude::*;
@@ -34,6 +35,8 @@ mod _core {
     use super::key::{blake3_int, call_key, md5_int, Key, RawKey};
     #[pymodule_export]
     use super::memo::{is_enabled, set_enabled, BoundMemoized, Memoized};
+    #[pymodule_export]
+    use super::record::{py_record_decode, py_record_encode};
     #[pymodule_export]
     use super::store::{py_estimate_size, KeyedValue, PyStore};
 

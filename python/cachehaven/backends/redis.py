@@ -41,7 +41,7 @@ from ..base import BaseCache, Call
 from ..entry import MISSING, CacheEntry
 from ..errors import BackendError, ConfigError, SerializationError
 from ..memoize import check_ttl
-from ..serialize import Record, Serializer, dump_record, load_record, resolve_serializer
+from ..serialize import Record, Serializer, encode_record, load_record, load_value, resolve_serializer
 
 __all__ = ["RedisCache"]
 
@@ -217,7 +217,7 @@ class RedisCache(BaseCache):
 
     def _encode(self, call: Call, entry: CacheEntry, ttl: Optional[float]) -> bytes:
         expires_at = None if ttl is None else time.time() + ttl
-        return dump_record(Record(entry, call.key.bytes, expires_at), self._serializer)
+        return encode_record(entry, call.key.bytes, expires_at, self._serializer)
 
     def _decode(self, skey: bytes, data: Any, *, quiet: bool = False) -> Optional[Record]:
         """The record stored at ``skey``, or None (with a warning unless ``quiet``) when it
@@ -233,6 +233,20 @@ class RedisCache(BaseCache):
         if record.expires_at is not None and record.expires_at <= time.time():
             return None
         return record
+
+    def _value(self, skey: bytes, data: Any, key: bytes) -> Any:
+        """The value of the record stored at ``skey`` if it is the call's (canonical key bytes
+        ``key``) and unexpired, else MISSING (with a warning if it cannot be read)."""
+        try:
+            if not isinstance(data, bytes):
+                raise SerializationError(f"expected bytes, got {type(data).__name__}")
+            value, stored_key, expires_at = load_value(data, self._serializer)
+        except Exception as e:  # a corrupt, truncated, tampered or foreign value
+            self._warn_unreadable(skey, e)
+            return MISSING
+        if stored_key != key or (expires_at is not None and expires_at <= time.time()):
+            return MISSING
+        return value
 
     def _warn_unreadable(self, skey: bytes, e: BaseException) -> None:
         where = skey.decode("utf-8", "replace")
@@ -282,10 +296,10 @@ class RedisCache(BaseCache):
         except RedisError as e:
             raise self._error(op, e) from e
 
-    def _lookup(self, call: Call) -> Optional[Record]:
-        skey = self._storage_key(call)
+    def _read(self, skey: bytes) -> Optional[bytes]:
+        """The bytes at ``skey``, or None (also, with a warning, for a non-string there)."""
         try:
-            data = self._client.get(skey)
+            return self._client.get(skey)  # type: ignore[no-any-return]
         except ResponseError as e:
             if str(e).startswith("WRONGTYPE"):  # something other than a string sits at our key
                 self._warn_unreadable(skey, e)
@@ -293,6 +307,10 @@ class RedisCache(BaseCache):
             raise self._error("get", e) from e
         except RedisError as e:
             raise self._error("get", e) from e
+
+    def _lookup(self, call: Call) -> Optional[Record]:
+        skey = self._storage_key(call)
+        data = self._read(skey)
         if data is None:
             return None
         record = self._decode(skey, data)
@@ -306,8 +324,9 @@ class RedisCache(BaseCache):
         return None if record is None else record.entry
 
     def _fetch_value(self, call: Call) -> Any:
-        record = self._lookup(call)
-        return MISSING if record is None else record.entry.value
+        skey = self._storage_key(call)
+        data = self._read(skey)
+        return MISSING if data is None else self._value(skey, data, call.key.bytes)
 
     def _fetch_many(self, calls: Sequence[Call]) -> List[Any]:
         if not calls:
@@ -317,14 +336,10 @@ class RedisCache(BaseCache):
             values = self._client.mget(skeys)
         except RedisError as e:
             raise self._error("get_many", e) from e
-        out: List[Any] = []
-        for call, skey, data in zip(calls, skeys, values):
-            record = None if data is None else self._decode(skey, data)
-            if record is None or record.key != call.key.bytes:
-                out.append(MISSING)
-            else:
-                out.append(record.entry.value)
-        return out
+        return [
+            MISSING if data is None else self._value(skey, data, call.key.bytes)
+            for call, skey, data in zip(calls, skeys, values)
+        ]
 
     def _put(self, call: Call, entry: CacheEntry, ttl: Any = None) -> None:
         seconds = self._ttl_of(ttl)

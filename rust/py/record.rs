@@ -1,0 +1,659 @@
+//! The stored record's JSON (see `cachehaven.serialize`) for plain data, written and read
+//! without building an intermediate tree.
+//!
+//! `record_encode` writes exactly the bytes `serialize._json_bytes(record_to_jsonable(...))`
+//! gives, and `record_decode` returns exactly what `serialize.load_record` reads, but only
+//! for records whose values are *plain* JSON data: exact `None`, `bool`, `int` within
+//! ±(2**53 - 1), finite `float`, `str` without lone surrogates, `list`, and `dict` with `str`
+//! keys other than the tag key, nested less than `MAX_DEPTH` deep. For anything else (a type
+//! tag, a `\u` escape, malformed or foreign data...) both return `None`, and the Python
+//! implementation, which handles every case and raises the errors, takes over. So these
+//! functions never decide what is valid: they only skip the Python walk where it would give
+//! the same result.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+/// The record layout version written and read here (`serialize.RECORD_VERSION`).
+const RECORD_VERSION: i64 = 1;
+/// The key marking a tagged JSON object (`serialize.TAG`).
+const TAG: &str = "__ch__";
+/// Containers may nest this deep (`serialize.MAX_DEPTH`); deeper values take the Python path.
+pub const MAX_DEPTH: usize = 100;
+/// Largest integer written as a plain JSON number (`2**53 - 1`).
+const SAFE_INT: i64 = (1 << 53) - 1;
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// ------------------------------------------------------------------ base64
+
+/// Standard base64 with padding (`binascii.b2a_base64(data, newline=False)`).
+fn b64_encode(data: &[u8], out: &mut Vec<u8>) {
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(B64[(n >> 18) as usize & 63]);
+        out.push(B64[(n >> 12) as usize & 63]);
+        out.push(if chunk.len() > 1 {
+            B64[(n >> 6) as usize & 63]
+        } else {
+            b'='
+        });
+        out.push(if chunk.len() > 2 {
+            B64[n as usize & 63]
+        } else {
+            b'='
+        });
+    }
+}
+
+fn b64_value(c: u8) -> Option<u32> {
+    match c {
+        b'A'..=b'Z' => Some(u32::from(c - b'A')),
+        b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+        b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// The bytes of *canonical* standard base64 (the only form `b64_encode` writes, and the only
+/// form `serialize._unb64` accepts), or None for anything else.
+fn b64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    if s.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let quads = s.len() / 4;
+    for (i, q) in s.chunks(4).enumerate() {
+        let last = i + 1 == quads;
+        let pad = if last {
+            q.iter().rev().take_while(|&&c| c == b'=').count()
+        } else {
+            0
+        };
+        if pad > 2 {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &q[..4 - pad] {
+            n = (n << 6) | b64_value(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        // canonical: the bits below the last whole byte are zero
+        let kept = 3 - pad;
+        if pad > 0 && n & ((1 << (8 * pad as u32)) - 1) != 0 {
+            return None;
+        }
+        out.extend_from_slice(&bytes[..kept]);
+    }
+    Some(out)
+}
+
+// ------------------------------------------------------------------ writing
+
+/// Why a value was not written: it needs the Python encoder, or Python raised.
+enum Skip {
+    Python,
+    Err(PyErr),
+}
+
+impl From<PyErr> for Skip {
+    fn from(e: PyErr) -> Self {
+        Skip::Err(e)
+    }
+}
+
+/// A JSON string as `json`'s C encoder writes it with `ensure_ascii=False`: `"` and `\`
+/// escaped, `\b \f \n \r \t` by name, other control characters as `\u00xx`; the rest as is.
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(c >> 4)]);
+            out.push(HEX[usize::from(c & 15)]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// A float as Python's `repr` (what `json` writes for a finite float).
+fn write_float(f: &Bound<'_, PyFloat>, out: &mut Vec<u8>) -> Result<(), Skip> {
+    if !f.value().is_finite() {
+        return Err(Skip::Python);
+    }
+    out.extend_from_slice(f.repr()?.to_str()?.as_bytes());
+    Ok(())
+}
+
+/// Write a plain value (see the module docs), or report that it is not one.
+fn write_value(obj: &Bound<'_, PyAny>, depth: usize, out: &mut Vec<u8>) -> Result<(), Skip> {
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        // a lone surrogate fails here: Python then writes escaped ASCII
+        write_str(s.to_str().map_err(|_| Skip::Python)?, out);
+    } else if let Ok(i) = obj.cast_exact::<PyInt>() {
+        let v = i.extract::<i64>().map_err(|_| Skip::Python)?;
+        if !(-SAFE_INT..=SAFE_INT).contains(&v) {
+            return Err(Skip::Python);
+        }
+        out.extend_from_slice(v.to_string().as_bytes());
+    } else if obj.is_none() {
+        out.extend_from_slice(b"null");
+    } else if obj.is_exact_instance_of::<PyBool>() {
+        out.extend_from_slice(if obj.is_truthy()? { b"true" } else { b"false" });
+    } else if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        write_float(f, out)?;
+    } else if let Ok(l) = obj.cast_exact::<PyList>() {
+        if depth >= MAX_DEPTH {
+            return Err(Skip::Python);
+        }
+        out.push(b'[');
+        for (i, item) in l.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_value(&item, depth + 1, out)?;
+        }
+        out.push(b']');
+    } else if let Ok(d) = obj.cast_exact::<PyDict>() {
+        write_dict(d, depth, out)?;
+    } else {
+        return Err(Skip::Python);
+    }
+    Ok(())
+}
+
+fn write_dict(d: &Bound<'_, PyDict>, depth: usize, out: &mut Vec<u8>) -> Result<(), Skip> {
+    if depth >= MAX_DEPTH {
+        return Err(Skip::Python);
+    }
+    // Snapshot the items: no Python code runs while they are written (every type accepted
+    // is exact and builtin), but a copy keeps the walk independent of the dict either way.
+    let items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = d.iter().collect();
+    out.push(b'{');
+    for (i, (k, v)) in items.iter().enumerate() {
+        let key = k.cast_exact::<PyString>().map_err(|_| Skip::Python)?;
+        let key = key.to_str().map_err(|_| Skip::Python)?;
+        if key == TAG {
+            return Err(Skip::Python);
+        }
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(key, out);
+        out.push(b':');
+        write_value(v, depth + 1, out)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// The bytes of a version-1 record of plain data, as the JSON serializer stores it, or None
+/// when some part needs the Python encoder. `output`/`expected` are `...` when unset.
+#[pyfunction]
+#[pyo3(name = "record_encode")]
+#[allow(clippy::too_many_arguments)]
+pub fn py_record_encode<'py>(
+    py: Python<'py>,
+    func: &Bound<'py, PyAny>,
+    inputs: &Bound<'py, PyAny>,
+    output: &Bound<'py, PyAny>,
+    expected: &Bound<'py, PyAny>,
+    metadata: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyAny>,
+    expires_at: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let mut out = Vec::with_capacity(192);
+    match write_record(
+        func, inputs, output, expected, metadata, key, expires_at, &mut out,
+    ) {
+        Ok(()) => Ok(Some(PyBytes::new(py, &out))),
+        Err(Skip::Python) => Ok(None),
+        Err(Skip::Err(e)) => Err(e),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_record(
+    func: &Bound<'_, PyAny>,
+    inputs: &Bound<'_, PyAny>,
+    output: &Bound<'_, PyAny>,
+    expected: &Bound<'_, PyAny>,
+    metadata: &Bound<'_, PyAny>,
+    key: &Bound<'_, PyAny>,
+    expires_at: &Bound<'_, PyAny>,
+    out: &mut Vec<u8>,
+) -> Result<(), Skip> {
+    let key = key
+        .cast_exact::<PyBytes>()
+        .map_err(|_| Skip::Python)?
+        .as_bytes();
+    let func = func.cast_exact::<PyString>().map_err(|_| Skip::Python)?;
+    let inputs = inputs.cast_exact::<PyDict>().map_err(|_| Skip::Python)?;
+    let metadata = metadata.cast_exact::<PyDict>().map_err(|_| Skip::Python)?;
+    out.extend_from_slice(b"{\"cachehaven\":");
+    out.extend_from_slice(RECORD_VERSION.to_string().as_bytes());
+    out.extend_from_slice(b",\"func\":");
+    write_str(func.to_str().map_err(|_| Skip::Python)?, out);
+    out.extend_from_slice(b",\"inputs\":");
+    write_dict(inputs, 0, out)?;
+    if !output.is_instance_of::<PyEllipsis>() {
+        out.extend_from_slice(b",\"output\":");
+        write_value(output, 0, out)?;
+    }
+    if !expected.is_instance_of::<PyEllipsis>() {
+        out.extend_from_slice(b",\"expected\":");
+        write_value(expected, 0, out)?;
+    }
+    out.extend_from_slice(b",\"metadata\":");
+    write_dict(metadata, 0, out)?;
+    out.extend_from_slice(b",\"key\":\"");
+    b64_encode(key, out);
+    out.extend_from_slice(b"\",\"expires_at\":");
+    if expires_at.is_none() {
+        out.extend_from_slice(b"null");
+    } else {
+        write_float(
+            expires_at
+                .cast_exact::<PyFloat>()
+                .map_err(|_| Skip::Python)?,
+            out,
+        )?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+// ------------------------------------------------------------------ reading
+
+/// A strict JSON reader over a record's bytes that builds Python objects as `json` does, or
+/// (with `build` false) only checks the syntax. Any error, and anything `json` might treat
+/// differently, is `Skip::Python`.
+struct Reader<'a, 'py> {
+    py: Python<'py>,
+    b: &'a [u8],
+    pos: usize,
+}
+
+type Read<T> = Result<T, Skip>;
+
+impl<'a, 'py> Reader<'a, 'py> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Read<()> {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(Skip::Python)
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Read<()> {
+        if self.b[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(Skip::Python)
+        }
+    }
+
+    /// A string (as a Python str when `build`). Payloads with a `\u` escape never get
+    /// here (the caller sends them to Python, as `load_record` walks them).
+    fn string(&mut self, build: bool) -> Read<Option<Bound<'py, PyString>>> {
+        let text = self.text()?;
+        Ok(build.then(|| PyString::new(self.py, &text)))
+    }
+
+    /// A string's text.
+    fn text(&mut self) -> Read<std::borrow::Cow<'a, str>> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let mut owned: Option<Vec<u8>> = None;
+        loop {
+            let run = self.pos;
+            while let Some(c) = self.peek() {
+                if c == b'"' || c == b'\\' || c < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            if let Some(o) = owned.as_mut() {
+                o.extend_from_slice(&self.b[run..self.pos]);
+            }
+            match self.peek() {
+                Some(b'"') => {
+                    let end = self.pos;
+                    self.pos += 1;
+                    // the payload was checked to be UTF-8, and it is only cut at ASCII bytes
+                    return match owned {
+                        None => std::str::from_utf8(&self.b[start..end])
+                            .map(std::borrow::Cow::Borrowed)
+                            .map_err(|_| Skip::Python),
+                        Some(o) => String::from_utf8(o)
+                            .map(std::borrow::Cow::Owned)
+                            .map_err(|_| Skip::Python),
+                    };
+                }
+                Some(b'\\') => {
+                    let c = *self.b.get(self.pos + 1).ok_or(Skip::Python)?;
+                    let o = owned.get_or_insert_with(|| self.b[start..self.pos].to_vec());
+                    o.push(match c {
+                        b'"' => b'"',
+                        b'\\' => b'\\',
+                        b'/' => b'/',
+                        b'b' => 0x08,
+                        b'f' => 0x0c,
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        _ => return Err(Skip::Python),
+                    });
+                    self.pos += 2;
+                }
+                _ => return Err(Skip::Python), // a raw control character, or the end
+            }
+        }
+    }
+
+    /// A number: `int` if it has neither fraction nor exponent, else `float` (as `json`).
+    fn number(&mut self, build: bool) -> Read<Option<Bound<'py, PyAny>>> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(Skip::Python),
+        }
+        let int_end = self.pos;
+        let mut is_float = false;
+        if self.peek() == Some(b'.') && self.b.get(self.pos + 1).is_some_and(u8::is_ascii_digit) {
+            self.pos += 1;
+            self.digits();
+            is_float = true;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            let mut p = self.pos + 1;
+            if let Some(b'+' | b'-') = self.b.get(p) {
+                p += 1;
+            }
+            if !self.b.get(p).is_some_and(u8::is_ascii_digit) {
+                return Err(Skip::Python);
+            }
+            self.pos = p;
+            self.digits();
+            is_float = true;
+        }
+        // the bytes are ASCII digits and signs
+        let text = std::str::from_utf8(&self.b[start..self.pos]).map_err(|_| Skip::Python)?;
+        if is_float {
+            let v: f64 = text.parse().map_err(|_| Skip::Python)?;
+            if !v.is_finite() {
+                return Err(Skip::Python);
+            }
+            Ok(build.then(|| PyFloat::new(self.py, v).into_any()))
+        } else {
+            if int_end - start > 18 {
+                return Err(Skip::Python); // a big int: Python reads it
+            }
+            let v: i64 = text.parse().map_err(|_| Skip::Python)?;
+            Ok(build.then(|| PyInt::new(self.py, v).into_any()))
+        }
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.pos += 1;
+        }
+    }
+
+    /// A value at nesting `depth`; with `build` false only its syntax is checked.
+    fn value(&mut self, depth: usize, build: bool) -> Read<Option<Bound<'py, PyAny>>> {
+        let py = self.py;
+        match self.peek().ok_or(Skip::Python)? {
+            b'"' => Ok(self.string(build)?.map(Bound::into_any)),
+            b'{' => Ok(self.object(depth, build)?.map(Bound::into_any)),
+            b'[' => {
+                if depth >= MAX_DEPTH {
+                    return Err(Skip::Python);
+                }
+                self.pos += 1;
+                let list = build.then(|| PyList::empty(py));
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Ok(list.map(Bound::into_any));
+                }
+                loop {
+                    self.ws();
+                    let item = self.value(depth + 1, build)?;
+                    if let (Some(l), Some(v)) = (&list, item) {
+                        l.append(v)?;
+                    }
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(list.map(Bound::into_any));
+                        }
+                        _ => return Err(Skip::Python),
+                    }
+                }
+            }
+            b't' => {
+                self.literal(b"true")?;
+                Ok(build.then(|| PyBool::new(py, true).to_owned().into_any()))
+            }
+            b'f' => {
+                self.literal(b"false")?;
+                Ok(build.then(|| PyBool::new(py, false).to_owned().into_any()))
+            }
+            b'n' => {
+                self.literal(b"null")?;
+                Ok(build.then(|| py.None().into_bound(py)))
+            }
+            _ => self.number(build),
+        }
+    }
+
+    /// An object, built as `json` builds it (a repeated key keeps its first place and its
+    /// last value), or with `build` false only checked.
+    fn object(&mut self, depth: usize, build: bool) -> Read<Option<Bound<'py, PyDict>>> {
+        if depth >= MAX_DEPTH {
+            return Err(Skip::Python);
+        }
+        self.eat(b'{')?;
+        let dict = build.then(|| PyDict::new(self.py));
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(dict);
+        }
+        loop {
+            self.ws();
+            let key = self.string(build)?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            let v = self.value(depth + 1, build)?;
+            if let (Some(d), Some(k), Some(v)) = (&dict, key, v) {
+                d.set_item(k, v)?;
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(dict);
+                }
+                _ => return Err(Skip::Python),
+            }
+        }
+    }
+}
+
+/// `(func, inputs, output, expected, metadata, key, expires_at)` of a stored version-1 record
+/// of plain data (`output`/`expected` are `...` when unset; `inputs` and `metadata` are None
+/// unless `full`, though they are always checked), or None when the payload needs
+/// `serialize.load_record` (tags, `\u` escapes, another layout, anything malformed).
+#[pyfunction]
+#[pyo3(name = "record_decode", signature = (data, full = true))]
+pub fn py_record_decode<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    full: bool,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let Ok(data) = data.cast_exact::<PyBytes>() else {
+        return Ok(None); // bytearray, memoryview, str...: load_record reads them
+    };
+    match read_record(py, data.as_bytes(), full) {
+        Ok(t) => Ok(Some(t)),
+        Err(Skip::Python) => Ok(None),
+        Err(Skip::Err(e)) => Err(e),
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn read_record<'py>(py: Python<'py>, data: &[u8], full: bool) -> Read<Bound<'py, PyTuple>> {
+    // what load_record walks for tags (and \u escapes, which could spell the tag key)
+    if std::str::from_utf8(data).is_err() || contains(data, b"\\u") || contains(data, b"\"__ch__\"")
+    {
+        return Err(Skip::Python);
+    }
+    let mut r = Reader {
+        py,
+        b: data,
+        pos: 0,
+    };
+    r.eat(b'{')?;
+    let mut seen = [false; 8];
+    let ellipsis = PyEllipsis::get(py).to_owned().into_any();
+    let none = py.None().into_bound(py);
+    let (mut func, mut key, mut expires_at) = (None, None, None);
+    let (mut inputs, mut metadata) = (none.clone(), none.clone());
+    let (mut output, mut expected) = (ellipsis.clone(), ellipsis);
+    r.ws();
+    loop {
+        r.ws();
+        let name = r.text()?;
+        r.ws();
+        r.eat(b':')?;
+        r.ws();
+        let field = match &*name {
+            "cachehaven" => 0,
+            "func" => 1,
+            "inputs" => 2,
+            "output" => 3,
+            "expected" => 4,
+            "metadata" => 5,
+            "key" => 6,
+            "expires_at" => 7,
+            _ => return Err(Skip::Python), // an unknown field: load_record reports it
+        };
+        if std::mem::replace(&mut seen[field], true) {
+            return Err(Skip::Python);
+        }
+        match field {
+            0 => {
+                let start = r.pos;
+                r.number(false)?;
+                if &data[start..r.pos] != RECORD_VERSION.to_string().as_bytes() {
+                    return Err(Skip::Python);
+                }
+            }
+            1 => func = Some(r.text()?),
+            2 | 5 => {
+                let d = r.object(0, full)?.map(Bound::into_any);
+                if let Some(d) = d {
+                    if field == 2 {
+                        inputs = d;
+                    } else {
+                        metadata = d;
+                    }
+                }
+            }
+            3 => output = r.value(0, true)?.ok_or(Skip::Python)?,
+            4 => expected = r.value(0, true)?.ok_or(Skip::Python)?,
+            6 => key = Some(b64_decode(r.text()?.as_bytes()).ok_or(Skip::Python)?),
+            _ => {
+                if r.peek() == Some(b'n') {
+                    r.literal(b"null")?;
+                    expires_at = Some(None);
+                } else {
+                    let start = r.pos;
+                    let v = r.number(true)?.ok_or(Skip::Python)?;
+                    if !v.is_exact_instance_of::<PyFloat>() {
+                        return Err(Skip::Python); // an int: load_record converts it
+                    }
+                    debug_assert!(r.pos > start);
+                    expires_at = Some(Some(v));
+                }
+            }
+        }
+        r.ws();
+        match r.peek() {
+            Some(b',') => r.pos += 1,
+            Some(b'}') => {
+                r.pos += 1;
+                break;
+            }
+            _ => return Err(Skip::Python),
+        }
+    }
+    if r.pos != data.len() || !(seen[0] && seen[2] && seen[5]) {
+        return Err(Skip::Python);
+    }
+    let (Some(func), Some(key), Some(expires_at)) = (func, key, expires_at) else {
+        return Err(Skip::Python);
+    };
+    let items: [Bound<'py, PyAny>; 7] = [
+        PyString::new(py, &func).into_any(),
+        inputs,
+        output,
+        expected,
+        metadata,
+        PyBytes::new(py, &key).into_any(),
+        expires_at.unwrap_or(none),
+    ];
+    Ok(PyTuple::new(py, items)?)
+}
