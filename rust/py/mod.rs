@@ -9,6 +9,7 @@ pub mod event;
 pub mod gilcell;
 pub mod key;
 pub mod memo;
+pub mod rawcall;
 pub mod store;
 
 use pyo3::prelude::*;
@@ -42,6 +43,7 @@ mod _core {
             "POLICIES",
             pyo3::types::PyTuple::new(m.py(), crate::policy::NAMES)?,
         )?;
+        super::rawcall::install(m.py())?;
         Ok(())
     }
 }

@@ -405,12 +405,16 @@ impl<V> Store<V> {
                 .unwrap_or(0)
     }
 
-    #[inline]
+    #[inline(always)]
     fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
-        let slots = &self.slots;
-        self.index
-            .find(hash, |&i| slots[i as usize].key.matches(key))
-            .copied()
+        // `iter_hash` probes exactly like `HashTable::find`, but inlines the comparison,
+        // which `find` calls through a `dyn FnMut` (a call and register spills per lookup)
+        for &i in self.index.iter_hash(hash) {
+            if self.slots[i as usize].key.matches(key) {
+                return Some(i);
+            }
+        }
+        None
     }
 
     #[inline]
