@@ -414,12 +414,10 @@ impl Policy {
         if let Some(s) = a.sketch.as_mut() {
             s.increment(skey(hash));
         }
-        let direction = if a.ghosts.contains(fp, Departed::Main) {
-            -1
-        } else if a.ghosts.contains(fp, Departed::Window) {
-            1
-        } else {
-            0
+        let direction = match a.ghosts.departed(fp) {
+            Some(Departed::Main) => -1,
+            Some(Departed::Window) => 1,
+            None => 0,
         };
         if direction != 0 {
             let t = &a.tuning;
@@ -432,7 +430,8 @@ impl Policy {
                 t.step
             };
             a.direction = direction;
-            a.target = (a.target + f64::from(direction) * a.step).clamp(0.0, a.capacity as f64);
+            a.target = (a.target + f64::from(direction) * a.step)
+                .clamp(0.0, a.capacity as f64 * (1.0 - t.ghost));
             self.set_limits();
         }
         self.rebalance();
@@ -571,11 +570,15 @@ impl Policy {
         }
     }
 
-    fn freq(&self, hash: u64) -> u8 {
+    /// The estimated recent frequency of the entry in slot `i`, from the fingerprint kept
+    /// for it (the sketch counts fingerprints), so a duel never re-hashes a key.
+    fn freq(&self, i: u32) -> u8 {
         self.adaptive
             .as_ref()
-            .and_then(|a| a.sketch.as_ref())
-            .map(|s| s.frequency(skey(hash)))
+            .and_then(|a| {
+                let fp = a.fingerprints.get(i as usize)?;
+                Some(a.sketch.as_ref()?.frequency(u64::from(*fp)))
+            })
             .unwrap_or(0)
     }
 
@@ -588,28 +591,32 @@ impl Policy {
         }
     }
 
-    /// Whether a candidate (key hash `hash`, estimated frequency `cf`) is admitted over a
+    /// Whether a candidate (slot `cand`, estimated frequency `cf`) is admitted over a
     /// victim of frequency `vf`: a strictly higher frequency wins; a warm candidate (>= 6)
     /// that does not is still let in one time in 128, at random, so that an attacker cannot
     /// keep hot entries out.
-    fn admit(&self, hash: u64, cf: u8, vf: u8) -> bool {
+    fn admit(&self, cand: u32, cf: u8, vf: u8) -> bool {
         if cf > vf {
             return true;
         }
         if self.tuning.jitter && cf >= 6 {
-            let salt = self.adaptive.as_ref().map(|a| a.misses).unwrap_or(0);
-            return mix(self.seed ^ hash ^ u64::from(salt).rotate_left(29)) & 127 == 0;
+            let (salt, fp) = self
+                .adaptive
+                .as_ref()
+                .map(|a| (a.misses, a.fingerprints.get(cand as usize).copied()))
+                .unwrap_or((0, None));
+            let fp = u64::from(fp.unwrap_or(cand));
+            return mix(self.seed ^ fp ^ u64::from(salt).rotate_left(29)) & 127 == 0;
         }
         false
     }
 
     /// Choose the slot to evict next (the store removes it and calls [`Policy::on_remove`]).
-    /// `hash_of` gives a slot's key hash (recomputed by the store, which keeps nodes small).
     ///
     /// A pending candidate duels the main region's LRU victim: the one with the lower
     /// estimated frequency leaves (ties evict the candidate, which protects the main region
     /// from one-hit wonders and scans).
-    pub fn victim(&self, hash_of: impl Fn(u32) -> u64) -> Option<u32> {
+    pub fn victim(&self) -> Option<u32> {
         if let Some(lfu) = self.lfu.as_ref() {
             // a new entry is not its own victim, unless it is large: then it starts as the
             // least used like any other and leaves before anything used more often
@@ -621,7 +628,7 @@ impl Policy {
             return lfu.victim(&self.nodes, skip);
         }
         if self.large != NIL {
-            return Some(self.large_duel(&hash_of));
+            return Some(self.large_duel());
         }
         let cand = self.head_of(CANDIDATE);
         if cand != NIL {
@@ -632,9 +639,12 @@ impl Policy {
             if self.adaptive.as_ref().is_none_or(|a| a.sketch.is_none()) {
                 return Some(victim); // not warm yet: no frequencies to judge by
             }
-            let ch = hash_of(cand);
-            let (cf, vf) = (self.freq(ch), self.freq(hash_of(victim)));
-            return Some(if self.admit(ch, cf, vf) { victim } else { cand });
+            let (cf, vf) = (self.freq(cand), self.freq(victim));
+            return Some(if self.admit(cand, cf, vf) {
+                victim
+            } else {
+                cand
+            });
         }
         for q in [PROBATION, PROTECTED, WINDOW] {
             let h = self.head_of(q);
@@ -647,7 +657,7 @@ impl Policy {
 
     /// The victim while a large new entry is pending: it duels the entry the policy would
     /// evict otherwise, and leaves itself unless it is used strictly more often.
-    fn large_duel(&self, hash_of: &impl Fn(u32) -> u64) -> u32 {
+    fn large_duel(&self) -> u32 {
         let large = self.large;
         let mut opponent = self.main_lru();
         for q in [CANDIDATE, WINDOW] {
@@ -661,7 +671,7 @@ impl Policy {
                 h
             };
         }
-        if opponent != NIL && self.freq(hash_of(large)) > self.freq(hash_of(opponent)) {
+        if opponent != NIL && self.freq(large) > self.freq(opponent) {
             opponent
         } else {
             large

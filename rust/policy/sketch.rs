@@ -1,8 +1,11 @@
 //! A 4-bit count-min sketch that estimates how often a key was seen recently.
 //!
-//! Sixteen 4-bit counters are packed per `u64`; a key has four counters at depths 0..4, each
-//! in its own word chosen by a differently seeded hash, at nibble `4 * (h & 3) + depth` (the
-//! classic TinyLFU layout of Caffeine's sketch). An estimate is the minimum of the four, so
+//! Sixteen 4-bit counters are packed per `u64`. A key picks one 64-byte block (eight words,
+//! one cache line) and, within it, four counters at depths 0..4, depth `d` in word `2d` or
+//! `2d + 1` at a nibble chosen by its own bits. An update or estimate touches a single cache
+//! line: with the store's sketch larger than L1, four scattered counters cost four misses per
+//! operation, and the eviction duel reads two estimates per evicting insert, so this layout
+//! is what keeps a set with eviction fast. An estimate is the minimum of the four, so
 //! collisions can only over-estimate.
 //!
 //! Ageing: every `sample_size` increments all counters are halved (TinyLFU's "reset"), and the
@@ -10,27 +13,23 @@
 //! dropped half a count each), so ageing keeps a steady pace. Old popularity fades and the
 //! sketch follows shifting workloads.
 //!
-//! Hash flooding: counter positions come from the key hash mixed with a per-sketch random
-//! seed, so an attacker who can predict the store's (fixed-seed) key hash still cannot aim
-//! keys at a hot key's counters.
+//! Hash flooding: the block and the counter positions come from the key hash mixed with a
+//! per-sketch random seed, so an attacker who can predict the store's (fixed-seed) key hash
+//! still cannot aim keys at a hot key's counters.
 
 /// The frequency sketch.
 #[derive(Clone, Debug)]
 pub struct Sketch {
     table: Vec<u64>,
-    mask: u64,
+    /// Blocks - 1 (the number of blocks is a power of two).
+    block_mask: u64,
     additions: u32,
     sample_size: u32,
     seed: u64,
 }
 
-/// Multipliers of the four depths (from FNV-1a, CityHash and Murmur3, as in Caffeine).
-const SEEDS: [u64; 4] = [
-    0xc3a5_c85c_97cb_3127,
-    0xb492_b66f_be98_f273,
-    0x9ae1_6a3b_2f90_404f,
-    0xcbf2_9ce4_8422_2325,
-];
+/// Words per block (one 64-byte cache line).
+const BLOCK: usize = 8;
 
 const ONE_MASK: u64 = 0x1111_1111_1111_1111;
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
@@ -47,10 +46,10 @@ impl Sketch {
         seed: u64,
     ) -> Self {
         let want = ((capacity as f64 * words_per_entry).ceil() as usize).max(min_words);
-        let words = want.clamp(8, 1 << 30).next_power_of_two();
+        let words = want.clamp(BLOCK, 1 << 30).next_power_of_two();
         Sketch {
             table: vec![0; words],
-            mask: words as u64 - 1,
+            block_mask: (words / BLOCK) as u64 - 1,
             additions: 0,
             sample_size: sample_size.clamp(16, u64::from(u32::MAX / 2)) as u32,
             seed,
@@ -62,27 +61,31 @@ impl Sketch {
         self.table.len()
     }
 
-    /// The (word, bit shift) of the counter of `hash` at `depth`.
+    /// The four (word, bit shift) counter positions of `hash`: a block from the low bits of
+    /// the seeded mix; within it, the counter of depth `d` lies in word `2d` or `2d + 1` (so
+    /// the four are in different words) at a nibble chosen by its own bits of the high half.
     #[inline(always)]
-    fn slot(&self, hash: u64, depth: usize) -> (usize, u32) {
-        let mut h = hash.wrapping_add(SEEDS[depth]).wrapping_mul(SEEDS[depth]);
-        h = h.wrapping_add(h >> 32);
-        (
-            (h & self.mask) as usize,
-            (((hash & 3) << 2) as u32 + depth as u32) << 2,
-        )
+    fn slots(&self, hash: u64) -> [(usize, u32); 4] {
+        let h = super::mix(hash ^ self.seed);
+        let block = (h & self.block_mask) as usize * BLOCK;
+        let bits = (h >> 32) as u32;
+        let mut out = [(0usize, 0u32); 4];
+        for (d, slot) in out.iter_mut().enumerate() {
+            let b = bits >> (d * 8);
+            *slot = (block + 2 * d + (b & 1) as usize, ((b >> 1) & 15) * 4);
+        }
+        out
     }
 
     /// The estimated recent frequency of `hash` (0..=15).
     #[inline]
     pub fn frequency(&self, hash: u64) -> u8 {
-        let hash = hash ^ self.seed;
         let mut min = 15u64;
-        for depth in 0..4 {
-            let (w, shift) = self.slot(hash, depth);
+        for (w, shift) in self.slots(hash) {
             debug_assert!(w < self.table.len());
-            // SAFETY: `w = h & mask` with `mask == table.len() - 1` (the length is a power of
-            // two fixed at construction), so `w < table.len()`.
+            // SAFETY: `w = block + 2d + {0,1} <= block + 7` and `block <= block_mask * BLOCK`,
+            // with `block_mask == table.len() / BLOCK - 1` (the length is a power-of-two
+            // multiple of BLOCK, fixed at construction), so `w < table.len()`.
             let word = unsafe { *self.table.get_unchecked(w) };
             min = min.min((word >> shift) & 15);
         }
@@ -92,10 +95,8 @@ impl Sketch {
     /// Count one more occurrence of `hash` (counters saturate at 15).
     #[inline]
     pub fn increment(&mut self, hash: u64) {
-        let hash = hash ^ self.seed;
         let mut added = 0u64;
-        for depth in 0..4 {
-            let (w, shift) = self.slot(hash, depth);
+        for (w, shift) in self.slots(hash) {
             debug_assert!(w < self.table.len());
             // SAFETY: as in `frequency`: `w < self.table.len()`.
             let word = unsafe { self.table.get_unchecked_mut(w) };
@@ -181,11 +182,28 @@ mod tests {
         for _ in 0..3 {
             a.increment(99);
         }
-        let same = (0..4)
-            .filter(|&d| a.slot(99 ^ 1, d) == b.slot(99 ^ 2, d))
-            .count();
-        assert_eq!(same, 0);
         assert_eq!(a.frequency(99), 3);
+        assert_eq!(b.frequency(99), 0);
+        // another seed puts nearly every key in another block
+        let same_block = (0..1000u64)
+            .filter(|&k| a.slots(k)[0].0 / BLOCK == b.slots(k)[0].0 / BLOCK)
+            .count();
+        assert!(
+            same_block < 20,
+            "{same_block} of 1000 keys kept their block"
+        );
+    }
+
+    #[test]
+    fn a_key_touches_one_cache_line() {
+        let s = sketch(4096);
+        for k in 0..1000u64 {
+            let slots = s.slots(k);
+            let block = slots[0].0 / BLOCK;
+            assert!(slots.iter().all(|&(w, _)| w / BLOCK == block));
+            let words: Vec<usize> = slots.iter().map(|&(w, _)| w % BLOCK / 2).collect();
+            assert_eq!(words, [0, 1, 2, 3], "each depth in its own word pair");
+        }
     }
 
     #[test]

@@ -795,11 +795,7 @@ impl<V> Store<V> {
 
     fn enforce_limits(&mut self) {
         while self.over_limits() {
-            let slots = &self.slots;
-            let Some(v) = self
-                .policy
-                .victim(|j| fast_hash(slots[j as usize].key.as_slice()))
-            else {
+            let Some(v) = self.policy.victim() else {
                 break;
             };
             let hash = fast_hash(self.slots[v as usize].key.as_slice());
