@@ -1,16 +1,21 @@
-//! Raw entry points: `Store.get`'s common case without PyO3's call machinery.
+//! Raw entry points: the common case of `Store.get` and `store[key]` without PyO3's call
+//! machinery.
 //!
 //! PyO3 runs every method through a trampoline (attach count, panic catching, a `PyResult`
 //! moved through several frames), a generic argument parser that matches names, and a
 //! type check of `self`: about 160 instructions per call, more than the whole lookup. So the
-//! pyclass still defines `get` with `#[pymethods]` (the general path: every argument form,
-//! every error, the docstring and signature), and module init replaces the type's `get`
-//! attribute with a method descriptor for [`store_get`], a raw `METH_FASTCALL |
-//! METH_KEYWORDS` function with the same name, flags and docstring (so `help()` and
-//! `inspect.signature` are unchanged). It serves the common call shape itself (`get(key)` or
-//! `get(key, default)` with an exact int or str key, when the lookup needs no Python) and
-//! hands every other call, unchanged, to PyO3's function, taken from the replaced
-//! descriptor.
+//! pyclass still defines `get` and `__getitem__` with `#[pymethods]` (the general path:
+//! every argument form, every error, the docstring and signature), and module init puts raw
+//! functions in front of them:
+//! * `get`: the type's attribute becomes a method descriptor for [`store_get`], a raw
+//!   `METH_FASTCALL | METH_KEYWORDS` function with the same name, flags and docstring (so
+//!   `help()` and `inspect.signature` are unchanged);
+//! * `store[key]`: the type's `mp_subscript` slot becomes [`store_getitem`] (the
+//!   `__getitem__` attribute keeps calling PyO3's function directly).
+//!
+//! They serve the common call shape themselves (`get(key)`, `get(key, default)` or
+//! `store[key]` with an exact int or str key, when the lookup needs no Python) and hand every
+//! other call, unchanged, to PyO3's function, taken from what they replaced.
 //!
 //! Code on the raw path runs outside PyO3's attach count, so it holds only `Borrowed` /
 //! `Bound` references (whose drops decref directly), never drops a `Py<T>` and never makes
@@ -20,7 +25,7 @@
 
 use std::any::Any;
 use std::ffi::CStr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::catch_unwind;
 use std::sync::OnceLock;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -44,13 +49,20 @@ const FLAGS: std::os::raw::c_int = ffi::METH_FASTCALL | ffi::METH_KEYWORDS;
 /// PyO3's own `Store.get`: the general path.
 static STORE_GET: OnceLock<FastCall> = OnceLock::new();
 
+/// PyO3's own `Store.__getitem__` slot: the general path.
+static STORE_GETITEM: OnceLock<ffi::binaryfunc> = OnceLock::new();
+
 /// Install the raw entries on their types (called once, from module init).
 pub fn install(py: Python<'_>) -> PyResult<()> {
     let ty = py.get_type::<PyStore>();
-    let general = replace_method(&ty, c"get", store_get)?;
-    // a second module init (a re-import after deleting it from sys.modules) keeps the first
-    // function, which is the same PyO3 function
-    let _ = STORE_GET.set(general);
+    // a second module init (a re-import after deleting it from sys.modules) finds the raw
+    // entries already in place and keeps the PyO3 functions saved the first time
+    if STORE_GET.get().is_none() {
+        let _ = STORE_GET.set(replace_method(&ty, c"get", store_get)?);
+    }
+    if STORE_GETITEM.get().is_none() {
+        let _ = STORE_GETITEM.set(replace_subscript(&ty, store_getitem)?);
+    }
     Ok(())
 }
 
@@ -98,6 +110,52 @@ fn replace_method(ty: &Bound<'_, PyType>, name: &CStr, entry: FastCall) -> PyRes
     Ok(general)
 }
 
+/// Replace the `mp_subscript` slot of `ty`, a PyO3 class with `__getitem__`, with `entry`;
+/// returns PyO3's function.
+fn replace_subscript(ty: &Bound<'_, PyType>, entry: ffi::binaryfunc) -> PyResult<ffi::binaryfunc> {
+    // SAFETY: the GIL is held and `ty` is a live heap type made by PyO3
+    // (`PyType_FromSpec`), whose `tp_as_mapping` is NULL or points at the mapping slots stored
+    // in the type object itself; writing a slot of a ready type and then calling
+    // `PyType_Modified` is how CPython itself updates slots (`type.__setattr__`). The class
+    // cannot be subclassed (no `subclass` option), so no subtype inherited the old slot.
+    unsafe {
+        let tp = ty.as_type_ptr();
+        let mapping = (*tp).tp_as_mapping;
+        let general = if mapping.is_null() {
+            None
+        } else {
+            (*mapping).mp_subscript
+        };
+        let Some(general) = general else {
+            return Err(PyRuntimeError::new_err(
+                "cachehaven: the type has no mp_subscript slot",
+            ));
+        };
+        (*mapping).mp_subscript = Some(entry);
+        ffi::PyType_Modified(tp);
+        Ok(general)
+    }
+}
+
+/// The fast lookup of `key` in `slf`, a `Store`: Some(a new reference to the value, or
+/// NULL for a miss) when done, None for the general path (nothing was done). Each entry
+/// calls it inside its own `catch_unwind` (one closure per entry, so each inlines).
+///
+/// # Safety
+/// The GIL is held, `slf` is a live `Store` and `key` a live object, both borrowed for the
+/// call.
+#[inline(always)]
+unsafe fn lookup(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+    // SAFETY: see the function's contract.
+    let (store, key) = unsafe {
+        let py = Python::assume_attached();
+        let store = Borrowed::from_ptr(py, slf).cast_unchecked::<PyStore>();
+        (store, Borrowed::from_ptr(py, key))
+    };
+    let found = store.get().get_fast(&key)?;
+    Some(found.map_or(std::ptr::null_mut(), Bound::into_ptr))
+}
+
 /// `Store.get(key, default=None, content_hash=None)`, raw: see the module docs.
 ///
 /// # Safety
@@ -115,16 +173,10 @@ unsafe extern "C" fn store_get(
         // SAFETY: see the function's contract: the GIL is held, `slf` is a live `Store` and
         // `args[0]` (and `args[1]` when `nargs == 2`) are live references borrowed for the
         // duration of the call.
-        let (store, key) = unsafe {
-            let py = Python::assume_attached();
-            let store = Borrowed::from_ptr(py, slf).cast_unchecked::<PyStore>();
-            (store, Borrowed::from_ptr(py, *args))
-        };
-        match catch_unwind(AssertUnwindSafe(|| store.get().get_fast(&key))) {
-            Ok(Some(Some(value))) => return value.into_ptr(),
-            Ok(Some(None)) => {
-                // SAFETY: as above (`nargs == 2` means `args[1]`, the default, is live); the
-                // result is a new reference to the default or to None.
+        match catch_unwind(|| unsafe { lookup(slf, *args) }) {
+            Ok(Some(value)) if !value.is_null() => return value,
+            Ok(Some(_)) => {
+                // SAFETY: as above; the result is a new reference to the default or to None.
                 unsafe {
                     let default = if nargs == 2 {
                         *args.add(1)
@@ -143,6 +195,34 @@ unsafe extern "C" fn store_get(
         // SAFETY: the same call, handed unchanged to PyO3's function for this method.
         Some(general) => unsafe { general(slf, args, nargs, kwnames) },
         None => raise_panic(Box::new("cachehaven: Store.get called before module init")),
+    }
+}
+
+/// `store[key]`, raw: see the module docs.
+///
+/// # Safety
+/// Called by CPython as the `mp_subscript` slot of `Store`: with the GIL held, `slf` a
+/// `Store` (the slot belongs to its type) and `key` a live object, both borrowed.
+unsafe extern "C" fn store_getitem(
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: see the function's contract.
+    match catch_unwind(|| unsafe { lookup(slf, key) }) {
+        Ok(Some(value)) if !value.is_null() => value,
+        Ok(Some(_)) => {
+            // SAFETY: the GIL is held and `key` is live. The fast path only takes int and str
+            // keys, never a tuple (which `PyErr_SetObject` would unpack), so this raises
+            // `KeyError(key)`, as the general path does.
+            unsafe { ffi::PyErr_SetObject(ffi::PyExc_KeyError, key) };
+            std::ptr::null_mut()
+        }
+        Ok(None) => match STORE_GETITEM.get() {
+            // SAFETY: the same call, handed unchanged to PyO3's function for this slot.
+            Some(general) => unsafe { general(slf, key) },
+            None => raise_panic(Box::new("cachehaven: Store slot called before module init")),
+        },
+        Err(payload) => raise_panic(payload),
     }
 }
 

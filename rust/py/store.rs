@@ -609,7 +609,10 @@ impl PyStore {
                 self.shared.get_native(py, buf.as_slice())?
             }
         };
-        Some(found.map(|v| self.unwrap_value(v.into_bound(py))))
+        let Some(v) = found else {
+            return Some(None);
+        };
+        Some(Some(self.unwrap_value(v.into_bound(py))))
     }
 
     fn key_object<'py>(
