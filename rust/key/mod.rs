@@ -23,20 +23,6 @@ pub fn int_bytes(v: i64) -> [u8; 9] {
     out
 }
 
-/// `v` as an unsigned LEB128 varint: the bytes, and how many of them it uses.
-#[inline(always)]
-fn leb128(mut v: u64) -> ([u8; 10], usize) {
-    let mut out = [0u8; 10];
-    let mut n = 0;
-    while v >= 0x80 {
-        out[n] = (v as u8) | 0x80;
-        v >>= 7;
-        n += 1;
-    }
-    out[n] = v as u8;
-    (out, n + 1)
-}
-
 /// Bytes kept inline before a key spills to the heap.
 const INLINE: usize = 160;
 
@@ -147,9 +133,12 @@ impl KeyBuf {
 
     /// Write an unsigned LEB128 varint (used for lengths and counts).
     #[inline]
-    pub fn varint(&mut self, v: u64) {
-        let (bytes, n) = leb128(v);
-        self.extend(&bytes[..n]);
+    pub fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.push(v as u8);
     }
 
     /// `None`.
@@ -215,14 +204,16 @@ impl KeyBuf {
         self.extend(&canon(im).to_be_bytes());
     }
 
-    /// A tag and a count or length, as a varint (what [`KeyBuf::varint`] writes), in one
-    /// append.
+    /// A tag and a count or length as a varint; the common case (below 128: a one-byte
+    /// varint) in one append.
     #[inline(always)]
     fn header(&mut self, t: u8, n: u64) {
-        let (bytes, len) = leb128(n);
-        let mut out = [t; 11];
-        out[1..].copy_from_slice(&bytes);
-        self.extend(&out[..len + 1]);
+        if n < 0x80 {
+            self.extend(&[t, n as u8]);
+        } else {
+            self.push(t);
+            self.varint(n);
+        }
     }
 
     /// A str, as UTF-8 with a length prefix.
