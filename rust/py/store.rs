@@ -22,7 +22,7 @@ use super::encode::{encode, simple, Notes, Simple};
 use super::event::Event;
 use super::gilcell::GilCell;
 use super::key::Key;
-use crate::hash::fast_hash;
+use crate::hash::{fast_hash, hash_int};
 use crate::key::{int_bytes, KeyBuf};
 use crate::policy::PolicyKind;
 use crate::store::{Config, EventKind, Notice, Rejected, Store as RawStore, Ttl, WriteExt};
@@ -363,10 +363,10 @@ impl Shared {
     /// store reads a Python `clock`) or cannot borrow the store (the general path then
     /// raises the error).
     #[inline(always)]
-    pub fn get_native(&self, py: Python<'_>, key: &[u8]) -> Option<Option<Py<PyAny>>> {
+    pub fn get_native(&self, py: Python<'_>, key: &[u8], hash: u64) -> Option<Option<Py<PyAny>>> {
         let now = self.now_native()?;
         let g = self.inner.try_borrow(py)?;
-        Some(self.lookup(py, g, key, fast_hash(key), now))
+        Some(self.lookup(py, g, key, hash, now))
     }
 
     /// The lookup on the borrowed store; ends the borrow.
@@ -602,11 +602,12 @@ impl PyStore {
         // one inlined lookup per arm: an int key's length is a constant there, which folds
         // the hash's and the key comparison's length branches
         let found = match simple(key)? {
-            Simple::Int(v) => self.shared.get_native(py, &int_bytes(v))?,
+            Simple::Int(v) => self.shared.get_native(py, &int_bytes(v), hash_int(v))?,
             Simple::Str(s) => {
                 let mut buf = KeyBuf::new();
                 buf.str(s);
-                self.shared.get_native(py, buf.as_slice())?
+                let key = buf.as_slice();
+                self.shared.get_native(py, key, fast_hash(key))?
             }
         };
         let Some(v) = found else {
