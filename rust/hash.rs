@@ -57,16 +57,28 @@ const FAST_SEED: u64 = 0x6361_6368_6568_6176;
 /// keeps benchmarks repeatable).
 ///
 /// The canonical bytes of an int that fits in i64 hash by the int's value ([`hash_int`]),
-/// so the hot lookup of an int key hashes it in registers: hashing its 9 bytes right after
-/// writing them loads a word that spans two stores, which the CPU cannot forward (a stall
-/// that cost more than the rest of `Store.get`'s hashing and probing).
+/// and those of a str by its UTF-8 ([`hash_str`]), so the hot lookup of such a key hashes
+/// it from a register or from the str object's own bytes: hashing the key bytes right
+/// after writing them loads words that span two stores, which the CPU cannot forward (a
+/// stall that cost more than the rest of `Store.get`'s hashing and probing).
 #[inline]
 pub fn fast_hash(bytes: &[u8]) -> u64 {
+    use crate::key::{read_varint, tag};
     use std::hash::BuildHasher;
-    if let [crate::key::tag::INT, value @ ..] = bytes {
-        if let Ok(be) = <[u8; 8]>::try_from(value) {
-            return hash_int(i64::from_be_bytes(be));
+    match bytes {
+        [tag::INT, value @ ..] => {
+            if let Ok(be) = <[u8; 8]>::try_from(value) {
+                return hash_int(i64::from_be_bytes(be));
+            }
         }
+        [tag::STR, ..] => {
+            if let Some((len, at)) = read_varint(bytes, 1) {
+                if len == (bytes.len() - at) as u64 {
+                    return hash_str(&bytes[at..]);
+                }
+            }
+        }
+        _ => {}
     }
     foldhash::fast::FixedState::with_seed(FAST_SEED).hash_one(bytes)
 }
@@ -76,6 +88,13 @@ pub fn fast_hash(bytes: &[u8]) -> u64 {
 pub fn hash_int(v: i64) -> u64 {
     use std::hash::BuildHasher;
     foldhash::fast::FixedState::with_seed(FAST_SEED).hash_one(v as u64)
+}
+
+/// [`fast_hash`] of the canonical bytes of a str whose UTF-8 is `utf8`.
+#[inline(always)]
+pub fn hash_str(utf8: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(FAST_SEED).hash_one(utf8)
 }
 
 #[cfg(test)]
@@ -113,5 +132,21 @@ mod tests {
             assert_ne!(fast_hash(&other), hash_int(v));
         }
         assert_ne!(hash_int(1), hash_int(2));
+    }
+
+    #[test]
+    fn str_keys_hash_by_their_utf8() {
+        for s in ["", "a", "ab", "日本語", &"x".repeat(200)] {
+            let mut buf = crate::key::KeyBuf::new();
+            buf.str(s);
+            assert_eq!(fast_hash(buf.as_slice()), hash_str(s.as_bytes()), "{s:?}");
+        }
+        // a str-tagged byte string that is not one whole str hashes as bytes
+        assert_ne!(fast_hash(&[crate::key::tag::STR, 2, b'a']), hash_str(b"a"));
+        assert_ne!(
+            fast_hash(&[crate::key::tag::STR, 1, b'a', b'b']),
+            hash_str(b"ab")
+        );
+        assert_ne!(hash_str(b"a"), hash_str(b"b"));
     }
 }

@@ -22,7 +22,7 @@ use super::encode::{encode, simple, Notes, Simple};
 use super::event::Event;
 use super::gilcell::GilCell;
 use super::key::Key;
-use crate::hash::{fast_hash, hash_int};
+use crate::hash::{fast_hash, hash_int, hash_str};
 use crate::key::{int_bytes, KeyBuf};
 use crate::policy::PolicyKind;
 use crate::store::{Config, EventKind, Notice, Rejected, Store as RawStore, Ttl, WriteExt};
@@ -606,8 +606,8 @@ impl PyStore {
             Simple::Str(s) => {
                 let mut buf = KeyBuf::new();
                 buf.str(s);
-                let key = buf.as_slice();
-                self.shared.get_native(py, key, fast_hash(key))?
+                self.shared
+                    .get_native(py, buf.as_slice(), hash_str(s.as_bytes()))?
             }
         };
         let Some(v) = found else {

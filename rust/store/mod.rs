@@ -406,6 +406,8 @@ impl<V> Store<V> {
     }
 
     #[inline(always)]
+    // a plain loop: `Iterator::find` leaves its `try_fold` out of line
+    #[allow(clippy::manual_find)]
     fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
         // `iter_hash` probes exactly like `HashTable::find`, but inlines the comparison,
         // which `find` calls through a `dyn FnMut` (a call and register spills per lookup)
