@@ -226,12 +226,22 @@ pub fn encode(
     notes: &mut Notes,
 ) -> Result<(), EncodeError> {
     // the two most common argument types, inlined into the callers' hot loops
+    if encode_simple(obj, buf) {
+        return Ok(());
+    }
+    encode_any(obj, buf, depth, excl, notes)
+}
+
+/// Write `obj` if it is [`Simple`]: true when written; false, having written nothing,
+/// otherwise. Like [`simple`], it never raises and makes no `PyErr`.
+#[inline(always)]
+pub fn encode_simple(obj: &Bound<'_, PyAny>, buf: &mut KeyBuf) -> bool {
     match simple(obj) {
         Some(Simple::Int(v)) => buf.int(v),
         Some(Simple::Str(s)) => buf.str(s),
-        None => return encode_any(obj, buf, depth, excl, notes),
+        None => return false,
     }
-    Ok(())
+    true
 }
 
 /// A value of one of the two most common key types, in its common form.

@@ -1,5 +1,5 @@
-//! Raw entry points: the common case of `Store.get` and `store[key]` without PyO3's call
-//! machinery.
+//! Raw entry points: the common case of `Store.get`, `store[key]` and a memoized call
+//! without PyO3's call machinery.
 //!
 //! PyO3 runs every method through a trampoline (attach count, panic catching, a `PyResult`
 //! moved through several frames), a generic argument parser that matches names, and a
@@ -11,10 +11,13 @@
 //!   `METH_FASTCALL | METH_KEYWORDS` function with the same name, flags and docstring (so
 //!   `help()` and `inspect.signature` are unchanged);
 //! * `store[key]`: the type's `mp_subscript` slot becomes [`store_getitem`] (the
-//!   `__getitem__` attribute keeps calling PyO3's function directly).
+//!   `__getitem__` attribute keeps calling PyO3's function directly);
+//! * calling a `Memoized` function: the type's `tp_call` slot becomes [`memoized_call`]
+//!   (where PyO3 also copies the arguments tuple for `*args`).
 //!
 //! They serve the common call shape themselves (`get(key)`, `get(key, default)` or
-//! `store[key]` with an exact int or str key, when the lookup needs no Python) and hand every
+//! `store[key]` with an exact int or str key, when the lookup needs no Python; a memoized
+//! call's hit when its arguments are exact ints or strs given positionally) and hand every
 //! other call, unchanged, to PyO3's function, taken from what they replaced.
 //!
 //! Code on the raw path runs outside PyO3's attach count, so it holds only `Borrowed` /
@@ -32,8 +35,9 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::panic::PanicException;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyTuple, PyType};
 
+use super::memo::Memoized;
 use super::store::PyStore;
 
 /// A `METH_FASTCALL | METH_KEYWORDS` C function.
@@ -52,6 +56,9 @@ static STORE_GET: OnceLock<FastCall> = OnceLock::new();
 /// PyO3's own `Store.__getitem__` slot: the general path.
 static STORE_GETITEM: OnceLock<ffi::binaryfunc> = OnceLock::new();
 
+/// PyO3's own `Memoized.__call__` slot: the general path.
+static MEMOIZED_CALL: OnceLock<ffi::ternaryfunc> = OnceLock::new();
+
 /// Install the raw entries on their types (called once, from module init).
 pub fn install(py: Python<'_>) -> PyResult<()> {
     let ty = py.get_type::<PyStore>();
@@ -62,6 +69,10 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     }
     if STORE_GETITEM.get().is_none() {
         let _ = STORE_GETITEM.set(replace_subscript(&ty, store_getitem)?);
+    }
+    if MEMOIZED_CALL.get().is_none() {
+        let ty = py.get_type::<Memoized>();
+        let _ = MEMOIZED_CALL.set(replace_call(&ty, memoized_call)?);
     }
     Ok(())
 }
@@ -132,6 +143,24 @@ fn replace_subscript(ty: &Bound<'_, PyType>, entry: ffi::binaryfunc) -> PyResult
             ));
         };
         (*mapping).mp_subscript = Some(entry);
+        ffi::PyType_Modified(tp);
+        Ok(general)
+    }
+}
+
+/// Replace the `tp_call` slot of `ty`, a PyO3 class with `__call__`, with `entry`; returns
+/// PyO3's function.
+fn replace_call(ty: &Bound<'_, PyType>, entry: ffi::ternaryfunc) -> PyResult<ffi::ternaryfunc> {
+    // SAFETY: as in `replace_subscript`: the GIL is held, `ty` is a live heap type made by
+    // PyO3 and not subclassable, and `tp_call` is a field of the type object itself.
+    unsafe {
+        let tp = ty.as_type_ptr();
+        let Some(general) = (*tp).tp_call else {
+            return Err(PyRuntimeError::new_err(
+                "cachehaven: the type has no tp_call slot",
+            ));
+        };
+        (*tp).tp_call = Some(entry);
         ffi::PyType_Modified(tp);
         Ok(general)
     }
@@ -221,6 +250,52 @@ unsafe extern "C" fn store_getitem(
             // SAFETY: the same call, handed unchanged to PyO3's function for this slot.
             Some(general) => unsafe { general(slf, key) },
             None => raise_panic(Box::new("cachehaven: Store slot called before module init")),
+        },
+        Err(payload) => raise_panic(payload),
+    }
+}
+
+/// A hit of a `Memoized` call, or None for the general path (nothing was done).
+///
+/// # Safety
+/// The GIL is held, `slf` is a live `Memoized`, `args` a live tuple and `kwargs` NULL or a
+/// live dict, all borrowed for the call.
+#[inline(always)]
+unsafe fn memoized_hit(
+    slf: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+) -> Option<*mut ffi::PyObject> {
+    // SAFETY: see the function's contract.
+    unsafe {
+        if !kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0 {
+            return None;
+        }
+        let py = Python::assume_attached();
+        let memo = Borrowed::from_ptr(py, slf).cast_unchecked::<Memoized>();
+        let args = Borrowed::from_ptr(py, args).cast_unchecked::<PyTuple>();
+        memo.get().hit(&args).map(Bound::into_ptr)
+    }
+}
+
+/// Calling a `Memoized` function, raw: see the module docs.
+///
+/// # Safety
+/// Called by CPython as the `tp_call` slot of `Memoized`: with the GIL held, `slf` a
+/// `Memoized` (the slot belongs to its type), `args` a tuple and `kwargs` NULL or a dict,
+/// all borrowed.
+unsafe extern "C" fn memoized_call(
+    slf: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: see the function's contract.
+    match catch_unwind(|| unsafe { memoized_hit(slf, args, kwargs) }) {
+        Ok(Some(value)) => value,
+        Ok(None) => match MEMOIZED_CALL.get() {
+            // SAFETY: the same call, handed unchanged to PyO3's function for this slot.
+            Some(general) => unsafe { general(slf, args, kwargs) },
+            None => raise_panic(Box::new("cachehaven: Memoized called before module init")),
         },
         Err(payload) => raise_panic(payload),
     }

@@ -355,7 +355,7 @@ impl Shared {
     pub fn get(&self, py: Python<'_>, key: &[u8], hash: u64) -> PyResult<Option<Py<PyAny>>> {
         let now = self.now(py, false)?;
         let g = self.inner.borrow(py)?;
-        Ok(self.lookup(py, g, key, hash, now))
+        Ok(self.lookup(py, g, |s| s.get(key, hash, now)))
     }
 
     /// [`Shared::get`] for the raw `Store.get` entry (see `rawcall.rs`): makes no `PyErr`,
@@ -366,20 +366,27 @@ impl Shared {
     pub fn get_native(&self, py: Python<'_>, key: &[u8], hash: u64) -> Option<Option<Py<PyAny>>> {
         let now = self.now_native()?;
         let g = self.inner.try_borrow(py)?;
-        Some(self.lookup(py, g, key, hash, now))
+        Some(self.lookup(py, g, |s| s.get(key, hash, now)))
     }
 
-    /// The lookup on the borrowed store; ends the borrow.
+    /// [`Shared::get_native`] for hits only: None, having done nothing, also when `key` is
+    /// absent or expired (the general path then does the miss). For the raw memoized call.
+    #[inline(always)]
+    pub fn get_hit_native(&self, py: Python<'_>, key: &[u8], hash: u64) -> Option<Py<PyAny>> {
+        let now = self.now_native()?;
+        let g = self.inner.try_borrow(py)?;
+        self.lookup(py, g, |s| s.get_hit(key, hash, now))
+    }
+
+    /// A lookup (`find`) on the borrowed store, returning a new reference; ends the borrow.
     #[inline(always)]
     fn lookup(
         &self,
         py: Python<'_>,
         mut g: RefMut<'_, RawStore<Py<PyAny>>>,
-        key: &[u8],
-        hash: u64,
-        now: u64,
+        find: impl for<'s> FnOnce(&'s mut RawStore<Py<PyAny>>) -> Option<&'s Py<PyAny>>,
     ) -> Option<Py<PyAny>> {
-        let found = g.get(key, hash, now).map(|v| v.clone_ref(py));
+        let found = find(&mut g).map(|v| v.clone_ref(py));
         if g.has_outbox() {
             // an expired entry was dropped or an event is due: handle it after unlocking
             self.settle(g);

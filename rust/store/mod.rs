@@ -437,6 +437,24 @@ impl<V> Store<V> {
             self.expired_lookup(i, key, hash);
             return None;
         }
+        self.hit(i, key, hash)
+    }
+
+    /// The hit half of [`Store::get`]: a live entry's value, the hit counted and the policy
+    /// told; None, having changed nothing, when `key` is absent or expired (a caller that
+    /// then calls [`Store::get`] counts the miss once).
+    #[inline(always)]
+    pub fn get_hit(&mut self, key: &[u8], hash: u64, now: u64) -> Option<&V> {
+        let i = self.find(key, hash)?;
+        if Self::is_expired(&self.slots[i as usize], now) {
+            return None;
+        }
+        self.hit(i, key, hash)
+    }
+
+    /// Count a hit on the live entry at slot `i` and return its value.
+    #[inline(always)]
+    fn hit(&mut self, i: u32, key: &[u8], hash: u64) -> Option<&V> {
         self.stats.hits += 1;
         self.policy.on_access(i, hash);
         if self.watch {
