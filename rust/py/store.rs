@@ -355,7 +355,7 @@ impl Shared {
     pub fn get(&self, py: Python<'_>, key: &[u8], hash: u64) -> PyResult<Option<Py<PyAny>>> {
         let now = self.now(py, false)?;
         let g = self.inner.borrow(py)?;
-        Ok(self.lookup(py, g, |s| s.get(key, hash, now)))
+        Ok(self.lookup(py, g, key, hash, now, false))
     }
 
     /// [`Shared::get`] for the raw `Store.get` entry (see `rawcall.rs`): makes no `PyErr`,
@@ -366,7 +366,7 @@ impl Shared {
     pub fn get_native(&self, py: Python<'_>, key: &[u8], hash: u64) -> Option<Option<Py<PyAny>>> {
         let now = self.now_native()?;
         let g = self.inner.try_borrow(py)?;
-        Some(self.lookup(py, g, |s| s.get(key, hash, now)))
+        Some(self.lookup(py, g, key, hash, now, false))
     }
 
     /// [`Shared::get_native`] for hits only: None, having done nothing, also when `key` is
@@ -375,18 +375,27 @@ impl Shared {
     pub fn get_hit_native(&self, py: Python<'_>, key: &[u8], hash: u64) -> Option<Py<PyAny>> {
         let now = self.now_native()?;
         let g = self.inner.try_borrow(py)?;
-        self.lookup(py, g, |s| s.get_hit(key, hash, now))
+        self.lookup(py, g, key, hash, now, true)
     }
 
-    /// A lookup (`find`) on the borrowed store, returning a new reference; ends the borrow.
+    /// The lookup on the borrowed store (`RawStore::get`, or `get_hit` if `hit_only`),
+    /// returning a new reference; ends the borrow.
     #[inline(always)]
     fn lookup(
         &self,
         py: Python<'_>,
         mut g: RefMut<'_, RawStore<Py<PyAny>>>,
-        find: impl for<'s> FnOnce(&'s mut RawStore<Py<PyAny>>) -> Option<&'s Py<PyAny>>,
+        key: &[u8],
+        hash: u64,
+        now: u64,
+        hit_only: bool,
     ) -> Option<Py<PyAny>> {
-        let found = find(&mut g).map(|v| v.clone_ref(py));
+        let found = if hit_only {
+            g.get_hit(key, hash, now)
+        } else {
+            g.get(key, hash, now)
+        };
+        let found = found.map(|v| v.clone_ref(py));
         if g.has_outbox() {
             // an expired entry was dropped or an event is due: handle it after unlocking
             self.settle(g);
