@@ -35,18 +35,17 @@ pub enum Departed {
 /// Entries per bucket: a bucket is one 64-byte cache line.
 const WAYS: usize = 8;
 
-/// One remembered departure: its side's departure count then (0 marks a free entry; the
-/// count skips 0 when it wraps, after 2^32 departures, by which time every bucket has been
-/// rewritten many times over, so ages computed with wrapping arithmetic stay exact).
+/// A bucket: eight remembered departures, fingerprints and stamps in separate arrays so the
+/// loops over them compile to a few vector compares. A stamp is the side's departure count
+/// then (0 marks a free entry; the count skips 0 when it wraps, after 2^32 departures, by
+/// which time every bucket has been rewritten many times over, so ages computed with
+/// wrapping arithmetic stay exact).
 #[derive(Clone, Copy, Debug, Default)]
-struct Ghost {
-    stamp: u32,
-    fp: u32,
+#[repr(C, align(64))]
+struct Bucket {
+    fps: [u32; WAYS],
+    stamps: [u32; WAYS],
 }
-
-#[derive(Clone, Copy, Debug, Default)]
-#[repr(align(64))]
-struct Bucket([Ghost; WAYS]);
 
 /// One side's table.
 #[derive(Debug)]
@@ -76,38 +75,36 @@ impl Side {
     /// Whether `fp` is among the last `cap` departures recorded here.
     #[inline]
     fn holds(&self, b: usize, fp: u32, cap: u32) -> bool {
-        self.buckets[b]
-            .0
-            .iter()
-            .any(|e| e.fp == fp && e.stamp != 0 && self.count.wrapping_sub(e.stamp) < cap)
+        let k = &self.buckets[b];
+        let mut hit = false;
+        for w in 0..WAYS {
+            let s = k.stamps[w];
+            hit |= (k.fps[w] == fp) & (s != 0) & (self.count.wrapping_sub(s) < cap);
+        }
+        hit
     }
 
     fn record(&mut self, b: usize, fp: u32) {
         self.count = self.count.wrapping_add(1).max(1);
         let count = self.count;
-        let age = |e: &Ghost| {
-            if e.stamp == 0 {
-                u32::MAX
-            } else {
-                count.wrapping_sub(e.stamp)
-            }
-        };
-        let entries = &self.buckets[b].0;
-        // the same fingerprint's entry, else the oldest (a free entry is oldest of all)
-        let mut way = 0;
-        for (w, e) in entries.iter().enumerate() {
-            if e.fp == fp && e.stamp != 0 {
-                way = w;
-                break;
-            }
-            if age(e) > age(&entries[way]) {
-                way = w;
-            }
+        let k = &mut self.buckets[b];
+        // overwrite the same fingerprint's entry, else the oldest: ages by wrapping
+        // subtraction make a free entry (stamp 0) the oldest of all, branch-free
+        let mut same = 0u32;
+        let mut ages = [0u32; WAYS];
+        for w in 0..WAYS {
+            let s = k.stamps[w];
+            ages[w] = count.wrapping_sub(s);
+            same |= u32::from((k.fps[w] == fp) & (s != 0)) << w;
         }
-        self.buckets[b].0[way] = Ghost {
-            stamp: self.count,
-            fp,
+        let way = if same != 0 {
+            same.trailing_zeros() as usize
+        } else {
+            let oldest = ages.iter().copied().max().unwrap_or(0);
+            ages.iter().position(|&a| a == oldest).unwrap_or(0)
         };
+        k.fps[way] = fp;
+        k.stamps[way] = count;
     }
 }
 
