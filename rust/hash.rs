@@ -49,13 +49,52 @@ impl Scheme {
     }
 }
 
+/// Seed of [`fast_hash`].
+const FAST_SEED: u64 = 0x6361_6368_6568_6176;
+
 /// The in-memory table's hash: fast, with a fixed seed (it never leaves the process and is
 /// never used as a persisted key, so determinism across runs is not needed, but a fixed seed
 /// keeps benchmarks repeatable).
+///
+/// The canonical bytes of an int that fits in i64 hash by the int's value ([`hash_int`]),
+/// and those of a str by its UTF-8 ([`hash_str`]), so the hot lookup of such a key hashes
+/// it from a register or from the str object's own bytes: hashing the key bytes right
+/// after writing them loads words that span two stores, which the CPU cannot forward (a
+/// stall that cost more than the rest of `Store.get`'s hashing and probing).
 #[inline]
 pub fn fast_hash(bytes: &[u8]) -> u64 {
+    use crate::key::{read_varint, tag};
     use std::hash::BuildHasher;
-    foldhash::fast::FixedState::with_seed(0x6361_6368_6568_6176).hash_one(bytes)
+    match bytes {
+        [tag::INT, value @ ..] => {
+            if let Ok(be) = <[u8; 8]>::try_from(value) {
+                return hash_int(i64::from_be_bytes(be));
+            }
+        }
+        [tag::STR, ..] => {
+            if let Some((len, at)) = read_varint(bytes, 1) {
+                if len == (bytes.len() - at) as u64 {
+                    return hash_str(&bytes[at..]);
+                }
+            }
+        }
+        _ => {}
+    }
+    foldhash::fast::FixedState::with_seed(FAST_SEED).hash_one(bytes)
+}
+
+/// [`fast_hash`] of the canonical bytes of `v` (`crate::key::int_bytes(v)`).
+#[inline(always)]
+pub fn hash_int(v: i64) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(FAST_SEED).hash_one(v as u64)
+}
+
+/// [`fast_hash`] of the canonical bytes of a str whose UTF-8 is `utf8`.
+#[inline(always)]
+pub fn hash_str(utf8: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(FAST_SEED).hash_one(utf8)
 }
 
 #[cfg(test)]
@@ -80,5 +119,34 @@ mod tests {
         assert_eq!(Scheme::parse("md5"), Some(Scheme::Md5));
         assert_eq!(Scheme::parse("sha1"), None);
         assert_ne!(fast_hash(b"a"), fast_hash(b"b"));
+    }
+
+    #[test]
+    fn int_keys_hash_by_value_and_other_keys_by_bytes() {
+        for v in [0i64, 1, -1, 7, i64::MIN, i64::MAX, 1 << 40] {
+            let bytes = crate::key::int_bytes(v);
+            assert_eq!(fast_hash(&bytes), hash_int(v));
+            // the same 9 bytes under another tag (a float, say) hash as bytes
+            let mut other = bytes;
+            other[0] = crate::key::tag::FLOAT;
+            assert_ne!(fast_hash(&other), hash_int(v));
+        }
+        assert_ne!(hash_int(1), hash_int(2));
+    }
+
+    #[test]
+    fn str_keys_hash_by_their_utf8() {
+        for s in ["", "a", "ab", "日本語", &"x".repeat(200)] {
+            let mut buf = crate::key::KeyBuf::new();
+            buf.str(s);
+            assert_eq!(fast_hash(buf.as_slice()), hash_str(s.as_bytes()), "{s:?}");
+        }
+        // a str-tagged byte string that is not one whole str hashes as bytes
+        assert_ne!(fast_hash(&[crate::key::tag::STR, 2, b'a']), hash_str(b"a"));
+        assert_ne!(
+            fast_hash(&[crate::key::tag::STR, 1, b'a', b'b']),
+            hash_str(b"ab")
+        );
+        assert_ne!(hash_str(b"a"), hash_str(b"b"));
     }
 }

@@ -8,6 +8,7 @@ import gc
 import inspect
 import logging
 import pickle
+import time
 import weakref
 from typing import Any, Optional
 
@@ -1042,6 +1043,42 @@ def test_cache_info_counts(cache):
     info = f.cache_info()
     assert (info.hits, info.misses, info.currsize) == (3, 2, 2)
     assert info.maxsize == cache.maxsize
+
+
+def test_inmem_hits_of_int_and_str_calls_count_once_everywhere():
+    # InMemCache serves the hits of calls with int / str arguments given positionally on a raw
+    # fast path (rust/py/rawcall.rs); misses, expired entries and every other call form take
+    # the general path. Either way each call counts once, for the function and the store.
+    cache = InMemCache(ttl=0.5)  # the default clock, which the fast path reads itself
+    calls = []
+
+    @cache.memoize
+    def f(x, y="d"):
+        calls.append((x, y))
+        return (x, y)
+
+    assert f(1) == (1, "d")  # miss
+    assert f(1) == (1, "d")  # hit, fast
+    assert f(1, "d") == (1, "d")  # hit, fast: both arguments positional
+    assert f(x=1) == (1, "d")  # hit, general: a keyword
+    assert f("s") == ("s", "d")  # miss
+    assert f("s") == ("s", "d")  # hit, fast
+    assert f(2**70) == (2**70, "d")  # miss: a big int takes the general path
+    assert f(2**70) == (2**70, "d")  # hit, general
+    assert calls == [(1, "d"), ("s", "d"), (2**70, "d")]
+    assert f.cache_info()[:2] == (5, 3)
+    stats = cache.store.stats()
+    assert (stats["hits"], stats["misses"]) == (5, 3)
+    time.sleep(0.6)
+    assert f(1) == (1, "d")  # expired: a miss, computed again
+    assert len(calls) == 4
+    stats = cache.store.stats()
+    # all three entries had expired: the lookup dropped f(1)'s, the write purged the others
+    assert (stats["hits"], stats["misses"], stats["expirations"]) == (5, 4, 3)
+    with cachehaven.disabled():
+        assert f(1) == (1, "d")
+    assert len(calls) == 5, "disabled caching calls through"
+    assert f.cache_info()[:2] == (5, 4)
 
 
 async def test_cache_info_counts_async(cache):

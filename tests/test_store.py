@@ -6,7 +6,9 @@ import dataclasses
 import datetime as dt
 import enum
 import gc
+import inspect
 import math
+import time
 import weakref
 
 import pytest
@@ -116,6 +118,104 @@ def test_big_int_and_float_keys():
     assert s[float("nan")] == "nan"
     assert s[-0.0] == "negzero"
     assert s[0.0] == "zero"
+
+
+# ---------------------------------------------------------------- get and [] (fast entries)
+
+# `get` and `[]` serve exact int and str keys on a raw fast path with its own key encoding
+# (see rust/py/rawcall.rs); every other key and call form goes through PyO3's general path.
+EDGE_KEYS = [
+    0,
+    1,
+    -1,
+    2**63 - 1,
+    -(2**63),
+    2**63,
+    -(2**63) - 1,
+    2**64,
+    "",
+    "a",
+    "é",
+    "日本語",
+    "x" * 200,
+    "\ud800",
+    "a\udcffb",
+    True,
+    False,
+    1.0,
+    (1,),
+    b"1",
+]
+
+
+def test_get_and_getitem_find_what_set_stored_for_edge_int_and_str_keys():
+    s = Store()
+    for i, k in enumerate(EDGE_KEYS):
+        s[k] = i
+    assert len(s) == len(EDGE_KEYS), "1, True and 1.0 (and '1', b'1') stay distinct"
+    for i, k in enumerate(EDGE_KEYS):
+        assert s.get(k) == i, k
+        assert s.get(k, "dflt") == i, k
+        assert s[k] == i, k
+    absent = [2, 2**63 - 2, 2**63 + 5, -(2**64), "b", "x" * 199, "\udfff", "日本"]
+    for k in absent:
+        assert s.get(k) is None, k
+        assert s.get(k, "dflt") == "dflt", k
+        with pytest.raises(KeyError) as ei:
+            s[k]
+        assert ei.value.args == (k,)
+    st = s.stats()
+    assert (st["hits"], st["misses"]) == (3 * len(EDGE_KEYS), 3 * len(absent)), "one count per call"
+
+
+def test_get_call_forms_and_argument_errors():
+    s = Store()
+    s[1] = "one"
+    s.set(3, "three", content_hash="h")
+    assert s.get(key=1) == "one"
+    assert s.get(2, default="d") == "d"
+    assert s.get(2, "d", None) == "d"
+    assert s.get(3, None, "h") == "three", "content_hash given positionally"
+    assert s.get(3, content_hash="h") == "three"
+    assert Store.get(s, 1) == "one"
+    assert list(inspect.signature(Store.get).parameters) == ["self", "key", "default", "content_hash"]
+    assert "content_hash" in (Store.get.__doc__ or "")
+    with pytest.raises(TypeError, match="key"):
+        s.get()
+    with pytest.raises(TypeError):
+        s.get(1, 2, 3, 4)
+    with pytest.raises(TypeError, match="nope"):
+        s.get(1, nope=2)
+    with pytest.raises(TypeError):
+        Store.get(object(), 1)
+    assert s.get(3, None, "other") is None, "a content-hash mismatch still drops the entry"
+    assert 3 not in s
+
+
+@pytest.mark.parametrize("lookup", ["get", "getitem"])
+def test_lookup_releases_an_expired_value_and_calls_subscribers_before_returning(lookup):
+    s = Store(ttl=0.001)  # the default clock: the fast path reads it itself
+    expired = []
+    s.subscribe("EXPIRE", lambda e: expired.append((e.key, s.get("k"))))
+
+    class Reentrant(Holder):
+        def __del__(self):
+            s.set("from_del", 1, ttl=60)  # runs when the value is dropped: the store must be free
+
+    h = Reentrant()
+    ref = weakref.ref(h)
+    s["k"] = h
+    del h
+    time.sleep(0.02)
+    if lookup == "get":
+        assert s.get("k", "gone") == "gone"
+    else:
+        with pytest.raises(KeyError):
+            s["k"]
+    assert ref() is None, "the expired value is released during the call"
+    assert s["from_del"] == 1
+    assert expired == [("k", None)], "EXPIRE subscribers ran (and could use the store)"
+    assert s.stats()["expirations"] == 1
 
 
 def test_iteration_decodes_keys():

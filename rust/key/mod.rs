@@ -14,6 +14,15 @@ pub mod tag;
 /// encoding in this module changes, so that old persisted keys can never alias new ones.
 pub const FORMAT_VERSION: u8 = 1;
 
+/// The encoding of an int that fits in i64 (what [`KeyBuf::int`] writes): the tag, then the
+/// value's 8 big-endian bytes. A whole key when the key is such an int.
+#[inline(always)]
+pub fn int_bytes(v: i64) -> [u8; 9] {
+    let mut out = [tag::INT; 9];
+    out[1..].copy_from_slice(&v.to_be_bytes());
+    out
+}
+
 /// Bytes kept inline before a key spills to the heap.
 const INLINE: usize = 160;
 
@@ -150,8 +159,7 @@ impl KeyBuf {
     /// An int that fits in i64: always this form, so every int has exactly one encoding.
     #[inline(always)]
     pub fn int(&mut self, v: i64) {
-        self.push(tag::INT);
-        self.extend(&v.to_be_bytes());
+        self.extend(&int_bytes(v));
     }
 
     /// An int outside i64, given as its sign and big-endian magnitude.
@@ -196,33 +204,41 @@ impl KeyBuf {
         self.extend(&canon(im).to_be_bytes());
     }
 
+    /// A tag and a count or length as a varint; the common case (below 128: a one-byte
+    /// varint) in one append.
+    #[inline(always)]
+    fn header(&mut self, t: u8, n: u64) {
+        if n < 0x80 {
+            self.extend(&[t, n as u8]);
+        } else {
+            self.push(t);
+            self.varint(n);
+        }
+    }
+
     /// A str, as UTF-8 with a length prefix.
-    #[inline]
+    #[inline(always)]
     pub fn str(&mut self, s: &str) {
-        self.push(tag::STR);
-        self.varint(s.len() as u64);
+        self.header(tag::STR, s.len() as u64);
         self.extend(s.as_bytes());
     }
 
     /// A str given as raw bytes that the caller knows are not valid UTF-8 (lone surrogates):
     /// written under its own tag so it can never alias a valid string.
     pub fn str_surrogates(&mut self, utf8_surrogatepass: &[u8]) {
-        self.push(tag::STR_SURROGATES);
-        self.varint(utf8_surrogatepass.len() as u64);
+        self.header(tag::STR_SURROGATES, utf8_surrogatepass.len() as u64);
         self.extend(utf8_surrogatepass);
     }
 
     /// bytes / bytearray / memoryview contents.
     pub fn bytes(&mut self, b: &[u8]) {
-        self.push(tag::BYTES);
-        self.varint(b.len() as u64);
+        self.header(tag::BYTES, b.len() as u64);
         self.extend(b);
     }
 
     /// Open a sequence (tuple or list) of `n` members; the members follow.
     pub fn seq_header(&mut self, t: u8, n: usize) {
-        self.push(t);
-        self.varint(n as u64);
+        self.header(t, n as u64);
     }
 
     /// A type-named wrapper (enum, dataclass, `__cache_key__`, subclass, type object): the

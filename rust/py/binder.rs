@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use smallvec::SmallVec;
 
-use super::encode::{encode, encode_pairs, EncodeError, Exclude, Notes};
+use super::encode::{encode, encode_pairs, encode_simple, EncodeError, Exclude, Notes};
 use super::key::Key;
 use crate::key::{tag, KeyBuf};
 
@@ -232,20 +232,14 @@ impl Binder {
         kwargs: Option<&Bound<'_, PyDict>>,
         buf: &mut KeyBuf,
     ) -> PyResult<bool> {
-        if self.all_positional
-            && args.len() == self.params.len()
-            && kwargs.is_none_or(|k| k.is_empty())
-        {
+        if self.fits_positionally(args) && kwargs.is_none_or(|k| k.is_empty()) {
             // the common case: no binding work, arguments encoded straight from the tuple
             let mut notes = Notes::default();
-            buf.extend(&self.prefix);
-            for &i in &self.order {
-                buf.extend(&self.params[i].enc_name);
-                let v = args.get_borrowed_item(i)?;
-                self.encode_value(i, &v, buf, &mut notes)
-                    .map_err(|e| self.name_error(py, i, e))?;
-            }
-            return Ok(true);
+            return self.encode_positional(args, buf, |i, v, buf| {
+                self.encode_value(i, v, buf, &mut notes)
+                    .map(|()| true)
+                    .map_err(|e| self.name_error(py, i, e))
+            });
         }
         match self.bind(args, kwargs) {
             Some(b) => {
@@ -254,6 +248,52 @@ impl Binder {
             }
             None => Ok(false),
         }
+    }
+}
+
+impl Binder {
+    /// Every parameter is positional and `args` gives exactly one value each.
+    #[inline(always)]
+    fn fits_positionally(&self, args: &Bound<'_, PyTuple>) -> bool {
+        self.all_positional && args.len() == self.params.len()
+    }
+
+    /// Encode a call that [fits positionally](Binder::fits_positionally), each argument by
+    /// `value` (which returns Ok(false) to give up: then so does this).
+    #[inline(always)]
+    fn encode_positional<E>(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        buf: &mut KeyBuf,
+        mut value: impl FnMut(usize, &Bound<'_, PyAny>, &mut KeyBuf) -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        buf.extend(&self.prefix);
+        for &i in &self.order {
+            buf.extend(&self.params[i].enc_name);
+            // SAFETY: `i` indexes `params`, whose length is `args.len()` (the call fits
+            // positionally), and the tuple is alive for the borrow.
+            let v = unsafe { args.get_borrowed_item_unchecked(i) };
+            if !value(i, &v, buf)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// [`Binder::encode_call`] when the call fits positionally, with no keywords, and every
+    /// argument is an exact int or str (see [`encode_simple`]); false, for the general path,
+    /// otherwise. Never raises and makes no `PyErr`, for the raw memoized call
+    /// (`rawcall.rs`). A simple value's encoding is what `encode_value` writes for it (no
+    /// exclusion applies inside an int or a str).
+    #[inline(always)]
+    pub fn encode_simple_call(&self, args: &Bound<'_, PyTuple>, buf: &mut KeyBuf) -> bool {
+        if !self.fits_positionally(args) {
+            return false;
+        }
+        let Ok(done) = self.encode_positional(args, buf, |_, v, buf| {
+            Ok::<bool, std::convert::Infallible>(encode_simple(v, buf))
+        });
+        done
     }
 }
 

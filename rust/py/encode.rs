@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
@@ -225,18 +226,66 @@ pub fn encode(
     notes: &mut Notes,
 ) -> Result<(), EncodeError> {
     // the two most common argument types, inlined into the callers' hot loops
-    if let Ok(v) = obj.cast_exact::<PyInt>() {
-        if let Ok(i) = v.extract::<i64>() {
-            buf.int(i);
-            return Ok(());
-        }
-    } else if let Ok(s) = obj.cast_exact::<PyString>() {
-        if let Ok(t) = s.to_str() {
-            buf.str(t);
-            return Ok(());
-        }
+    if encode_simple(obj, buf) {
+        return Ok(());
     }
     encode_any(obj, buf, depth, excl, notes)
+}
+
+/// Write `obj` if it is [`Simple`]: true when written; false, having written nothing,
+/// otherwise. Like [`simple`], it never raises and makes no `PyErr`.
+#[inline(always)]
+pub fn encode_simple(obj: &Bound<'_, PyAny>, buf: &mut KeyBuf) -> bool {
+    match simple(obj) {
+        Some(Simple::Int(v)) => buf.int(v),
+        Some(Simple::Str(s)) => buf.str(s),
+        None => return false,
+    }
+    true
+}
+
+/// A value of one of the two most common key types, in its common form.
+pub enum Simple<'a> {
+    /// An exact `int` that fits in i64.
+    Int(i64),
+    /// An exact `str` that is valid UTF-8 (no lone surrogates), borrowed from the object.
+    Str(&'a str),
+}
+
+/// Recognise a [`Simple`] value; None for anything else (which [`encode`] handles in full).
+///
+/// It never raises and makes no `PyErr` (only raw C-API calls; an error they set is
+/// cleared), so the raw `Store.get` entry, which runs outside PyO3's call bookkeeping, can
+/// use it (see `rawcall.rs`).
+#[inline(always)]
+pub fn simple<'a>(obj: &'a Bound<'_, PyAny>) -> Option<Simple<'a>> {
+    let p = obj.as_ptr();
+    // SAFETY: `p` is a live object borrowed from `obj`, and `obj` being bound proves the GIL
+    // is held. `PyUnicode_AsUTF8AndSize` returns `len` bytes of UTF-8 (CPython refuses lone
+    // surrogates) owned by the str, so alive as long as `obj`, or NULL with an error set,
+    // which we clear.
+    unsafe {
+        if ffi::PyLong_CheckExact(p) != 0 {
+            let mut overflow = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(p, &mut overflow);
+            if overflow != 0 || (v == -1 && !ffi::PyErr_Occurred().is_null()) {
+                ffi::PyErr_Clear();
+                return None;
+            }
+            return Some(Simple::Int(v));
+        }
+        if ffi::PyUnicode_CheckExact(p) != 0 {
+            let mut len: ffi::Py_ssize_t = 0;
+            let data = ffi::PyUnicode_AsUTF8AndSize(p, &mut len);
+            if data.is_null() {
+                ffi::PyErr_Clear();
+                return None;
+            }
+            let utf8 = std::slice::from_raw_parts(data.cast::<u8>(), len as usize);
+            return Some(Simple::Str(std::str::from_utf8_unchecked(utf8)));
+        }
+    }
+    None
 }
 
 /// Encode any value (the full type dispatch).

@@ -44,6 +44,13 @@ impl<T> GilCell<T> {
         }
     }
 
+    /// Exclusive access, or None if the store is already borrowed on this thread (no error
+    /// object is made: the raw `Store.get` entry then takes the general path, which raises).
+    #[inline(always)]
+    pub fn try_borrow<'a>(&'a self, _py: Python<'_>) -> Option<RefMut<'a, T>> {
+        self.0.try_borrow_mut().ok()
+    }
+
     /// Exclusive access if it is free, for `__traverse__`, which has no `Python` token.
     ///
     /// # Safety

@@ -88,12 +88,8 @@ impl Memoized {
         }
         let hash = fast_hash(buf.as_slice());
         if let Some(record) = self.store.get().shared.get(py, buf.as_slice(), hash)? {
-            let record = record.into_bound(py);
-            if let Ok(t) = record.cast::<PyTuple>() {
-                if let Ok(v) = t.get_borrowed_item(0) {
-                    bump(&self.hits);
-                    return Ok(v.to_owned().unbind());
-                }
+            if let Some(v) = self.hit_value(record.into_bound(py)) {
+                return Ok(v.unbind());
             }
         }
         bump(&self.misses);
@@ -103,6 +99,46 @@ impl Memoized {
             None => py.None(),
         };
         Ok(self.miss.bind(py).call1((key, args, kw))?.unbind())
+    }
+}
+
+impl Memoized {
+    /// The value a hit returns from a stored record (item 0 of the tuple), counting the hit;
+    /// None for a record of another shape (a miss).
+    #[inline(always)]
+    fn hit_value<'py>(&self, record: Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+        let t = record.cast::<PyTuple>().ok()?;
+        if t.is_empty() {
+            return None;
+        }
+        // SAFETY: index 0 of a non-empty tuple, alive while `t` is
+        let v = unsafe { t.get_borrowed_item_unchecked(0) }.to_owned();
+        bump(&self.hits);
+        Some(v)
+    }
+
+    /// A call's hit, served by the raw entry (`rawcall.rs`) when every argument is an exact
+    /// int or str and the call fits positionally: the value, or None, having counted
+    /// nothing, for the general path (`__call__`). Makes no `PyErr`.
+    #[inline(always)]
+    pub(crate) fn hit<'py>(&self, args: &Bound<'py, PyTuple>) -> Option<Bound<'py, PyAny>> {
+        if !ENABLED.load(Ordering::Relaxed) {
+            return None;
+        }
+        let py = args.py();
+        let mut buf = KeyBuf::new();
+        if !self.binder.get().encode_simple_call(args, &mut buf) {
+            return None;
+        }
+        let key = buf.as_slice();
+        let record = self
+            .store
+            .get()
+            .shared
+            .get_hit_native(py, key, fast_hash(key))?;
+        // records are tuples (see backends/memory.py); another shape would have counted a
+        // store hit here and again on the general path, which treats it as a miss
+        self.hit_value(record.into_bound(py))
     }
 }
 

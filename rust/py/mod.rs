@@ -11,6 +11,7 @@ pub mod gilcell;
 pub mod keep;
 pub mod key;
 pub mod memo;
+pub mod rawcall;
 pub mod record;
 pub mod store;
 
@@ -51,6 +52,7 @@ mod _core {
             "POLICIES",
             pyo3::types::PyTuple::new(m.py(), crate::policy::NAMES)?,
         )?;
+        super::rawcall::install(m.py())?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //! Subscriber callbacks are the same: the store queues notices under the borrow, and
 //! [`Shared`] calls the subscribers after releasing it.
 
+use std::cell::RefMut;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -17,12 +18,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDelta, PyDict, PyInt, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
-use super::encode::{encode, Notes};
+use super::encode::{encode, simple, Notes, Simple};
 use super::event::Event;
 use super::gilcell::GilCell;
 use super::key::Key;
-use crate::hash::fast_hash;
-use crate::key::KeyBuf;
+use crate::hash::{fast_hash, hash_int, hash_str};
+use crate::key::{int_bytes, KeyBuf};
 use crate::policy::PolicyKind;
 use crate::store::{Config, EventKind, Notice, Rejected, Store as RawStore, Ttl, WriteExt};
 
@@ -298,7 +299,26 @@ impl Shared {
                 }
                 Ok((secs * 1e9) as u64 + 1)
             }
-            None => Ok(self.epoch.elapsed().as_nanos() as u64 + 1),
+            None => Ok(self.monotonic()),
+        }
+    }
+
+    /// The default clock: ns since the store was made, plus one (0 means "no time").
+    #[inline]
+    fn monotonic(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64 + 1
+    }
+
+    /// The time for a lookup if reading it needs no Python: None when the store reads a
+    /// Python `clock`.
+    #[inline(always)]
+    fn now_native(&self) -> Option<u64> {
+        if !self.uses_time.load(Ordering::Relaxed) {
+            Some(0)
+        } else if self.clock.is_some() {
+            None
+        } else {
+            Some(self.monotonic())
         }
     }
 
@@ -334,19 +354,70 @@ impl Shared {
     #[inline]
     pub fn get(&self, py: Python<'_>, key: &[u8], hash: u64) -> PyResult<Option<Py<PyAny>>> {
         let now = self.now(py, false)?;
-        let mut g = self.inner.borrow(py)?;
-        let found = g.get(key, hash, now).map(|v| v.clone_ref(py));
+        let g = self.inner.borrow(py)?;
+        Ok(self.lookup(py, g, key, hash, now, false))
+    }
+
+    /// [`Shared::get`] for the raw `Store.get` entry (see `rawcall.rs`): makes no `PyErr`,
+    /// and returns None, having done nothing, when the lookup would need Python first (the
+    /// store reads a Python `clock`) or cannot borrow the store (the general path then
+    /// raises the error).
+    #[inline(always)]
+    pub fn get_native(&self, py: Python<'_>, key: &[u8], hash: u64) -> Option<Option<Py<PyAny>>> {
+        let now = self.now_native()?;
+        let g = self.inner.try_borrow(py)?;
+        Some(self.lookup(py, g, key, hash, now, false))
+    }
+
+    /// [`Shared::get_native`] for hits only: None, having done nothing, also when `key` is
+    /// absent or expired (the general path then does the miss). For the raw memoized call.
+    #[inline(always)]
+    pub fn get_hit_native(&self, py: Python<'_>, key: &[u8], hash: u64) -> Option<Py<PyAny>> {
+        let now = self.now_native()?;
+        let g = self.inner.try_borrow(py)?;
+        self.lookup(py, g, key, hash, now, true)
+    }
+
+    /// The lookup on the borrowed store (`RawStore::get`, or `get_hit` if `hit_only`),
+    /// returning a new reference; ends the borrow.
+    #[inline(always)]
+    fn lookup(
+        &self,
+        py: Python<'_>,
+        mut g: RefMut<'_, RawStore<Py<PyAny>>>,
+        key: &[u8],
+        hash: u64,
+        now: u64,
+        hit_only: bool,
+    ) -> Option<Py<PyAny>> {
+        let found = if hit_only {
+            g.get_hit(key, hash, now)
+        } else {
+            g.get(key, hash, now)
+        };
+        let found = found.map(|v| v.clone_ref(py));
         if g.has_outbox() {
             // an expired entry was dropped or an event is due: handle it after unlocking
-            let dead = g.take_graveyard();
-            let notices = g.take_notices();
-            drop(g);
+            self.settle(g);
+        }
+        found
+    }
+
+    /// End a lookup's borrow, then drop the values that left the store and call the
+    /// subscribers of its events. Inside `Python::attach`, so that the drops decref at once
+    /// even when the raw entry, which runs outside PyO3's attach count, got here.
+    #[cold]
+    #[inline(never)]
+    fn settle(&self, mut g: RefMut<'_, RawStore<Py<PyAny>>>) {
+        let dead = g.take_graveyard();
+        let notices = g.take_notices();
+        drop(g);
+        Python::attach(|py| {
             drop(dead);
             if !notices.is_empty() {
                 self.deliver(py, notices);
             }
-        }
-        Ok(found)
+        });
     }
 
     /// Look up raw key bytes, requiring the stored content hash to be `want` when given.
@@ -522,15 +593,43 @@ impl PyStore {
         Ok(notes)
     }
 
-    #[inline]
-    fn unwrap_value(&self, py: Python<'_>, v: Py<PyAny>) -> Py<PyAny> {
+    /// The user's value from a stored object (which may be a `KeyedValue` wrapper). Works
+    /// on `Bound` references, whose drop decrefs directly (the raw entry relies on it).
+    #[inline(always)]
+    fn unwrap_value<'py>(&self, v: Bound<'py, PyAny>) -> Bound<'py, PyAny> {
         if !self.has_keyed.load(Ordering::Relaxed) {
             return v;
         }
-        match v.bind(py).cast::<KeyedValue>() {
-            Ok(kv) => kv.get().value.clone_ref(py),
+        match v.cast::<KeyedValue>() {
+            Ok(kv) => kv.get().value.bind(v.py()).clone(),
             Err(_) => v,
         }
+    }
+
+    /// `get(key)` when the key is an exact int or str and the lookup needs no Python (see
+    /// `rawcall.rs`): Some(value or None for a miss), or None, having done nothing, for the
+    /// general path.
+    #[inline(always)]
+    pub(crate) fn get_fast<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+    ) -> Option<Option<Bound<'py, PyAny>>> {
+        let py = key.py();
+        // one inlined lookup per arm: an int key's length is a constant there, which folds
+        // the hash's and the key comparison's length branches
+        let found = match simple(key)? {
+            Simple::Int(v) => self.shared.get_native(py, &int_bytes(v), hash_int(v))?,
+            Simple::Str(s) => {
+                let mut buf = KeyBuf::new();
+                buf.str(s);
+                self.shared
+                    .get_native(py, buf.as_slice(), hash_str(s.as_bytes()))?
+            }
+        };
+        let Some(v) = found else {
+            return Some(None);
+        };
+        Some(Some(self.unwrap_value(v.into_bound(py))))
     }
 
     fn key_object<'py>(
@@ -557,7 +656,7 @@ impl PyStore {
             let key = self.key_object(py, &k, &v)?;
             out.push(PyTuple::new(
                 py,
-                [key, self.unwrap_value(py, v).into_bound(py)],
+                [key, self.unwrap_value(v.into_bound(py))],
             )?);
         }
         PyList::new(py, out)
@@ -694,7 +793,7 @@ impl PyStore {
             }
         };
         Ok(match found {
-            Some(v) => self.unwrap_value(py, v),
+            Some(v) => self.unwrap_value(v.into_bound(py)).unbind(),
             None => default.unwrap_or_else(|| py.None()),
         })
     }
@@ -704,7 +803,7 @@ impl PyStore {
         self.encode_key(key, &mut buf)?;
         let hash = fast_hash(buf.as_slice());
         match self.shared.get(py, buf.as_slice(), hash)? {
-            Some(v) => Ok(self.unwrap_value(py, v)),
+            Some(v) => Ok(self.unwrap_value(v.into_bound(py)).unbind()),
             None => Err(PyKeyError::new_err(key.clone().unbind())),
         }
     }
@@ -918,7 +1017,7 @@ impl PyStore {
             .shared
             .with(py, |s| s.take(buf.as_slice(), hash, now))?
         {
-            Some(v) => Ok(self.unwrap_value(py, v)),
+            Some(v) => Ok(self.unwrap_value(v.into_bound(py)).unbind()),
             None if default.len() == 1 => Ok(default.get_item(0)?.unbind()),
             None => Err(PyKeyError::new_err(key.clone().unbind())),
         }
@@ -961,7 +1060,11 @@ impl PyStore {
     /// A list of the values (a snapshot).
     fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let snap = self.snapshot(py)?;
-        PyList::new(py, snap.into_iter().map(|(_, v)| self.unwrap_value(py, v)))
+        PyList::new(
+            py,
+            snap.into_iter()
+                .map(|(_, v)| self.unwrap_value(v.into_bound(py))),
+        )
     }
 
     /// A list of `(key, value)` pairs (a snapshot).

@@ -77,8 +77,11 @@ fn short_eq(a: &[u8], b: &[u8]) -> bool {
         w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8)
     } else if n >= 4 {
         w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4)
+    } else if n > 0 {
+        // the first, middle and last bytes cover every byte of 1..=3
+        a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]
     } else {
-        a == b
+        true
     }
 }
 

@@ -405,12 +405,18 @@ impl<V> Store<V> {
                 .unwrap_or(0)
     }
 
-    #[inline]
+    #[inline(always)]
+    // a plain loop: `Iterator::find` leaves its `try_fold` out of line
+    #[allow(clippy::manual_find)]
     fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
-        let slots = &self.slots;
-        self.index
-            .find(hash, |&i| slots[i as usize].key.matches(key))
-            .copied()
+        // `iter_hash` probes exactly like `HashTable::find`, but inlines the comparison,
+        // which `find` calls through a `dyn FnMut` (a call and register spills per lookup)
+        for &i in self.index.iter_hash(hash) {
+            if self.slots[i as usize].key.matches(key) {
+                return Some(i);
+            }
+        }
+        None
     }
 
     #[inline]
@@ -431,6 +437,24 @@ impl<V> Store<V> {
             self.expired_lookup(i, key, hash);
             return None;
         }
+        self.hit(i, key, hash)
+    }
+
+    /// The hit half of [`Store::get`]: a live entry's value, the hit counted and the policy
+    /// told; None, having changed nothing, when `key` is absent or expired (a caller that
+    /// then calls [`Store::get`] counts the miss once).
+    #[inline(always)]
+    pub fn get_hit(&mut self, key: &[u8], hash: u64, now: u64) -> Option<&V> {
+        let i = self.find(key, hash)?;
+        if Self::is_expired(&self.slots[i as usize], now) {
+            return None;
+        }
+        self.hit(i, key, hash)
+    }
+
+    /// Count a hit on the live entry at slot `i` and return its value.
+    #[inline(always)]
+    fn hit(&mut self, i: u32, key: &[u8], hash: u64) -> Option<&V> {
         self.stats.hits += 1;
         self.policy.on_access(i, hash);
         if self.watch {
