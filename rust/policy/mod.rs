@@ -282,7 +282,9 @@ impl Policy {
         };
         let cap = cap.max(1);
         let t = self.tuning;
-        let ghosts = Ghosts::new(((t.ghost * cap as f64) as usize).max(2));
+        // at most 65,536 departures per side (4 MiB of ghosts): a huge `max_entries` must not
+        // allocate for a capacity it may never reach
+        let ghosts = Ghosts::new(((t.ghost * cap as f64) as usize).clamp(2, 1 << 16));
         match self.adaptive.as_mut() {
             Some(a) => {
                 let scale = cap as f64 / a.capacity as f64;
