@@ -423,6 +423,8 @@ impl Policy {
                 t.step
             };
             a.direction = direction;
+            // the main region keeps at least the ghosts' share, so it keeps evicting and
+            // feeding the evidence that can bring a grown window back
             a.target = (a.target + f64::from(direction) * a.step)
                 .clamp(0.0, a.capacity as f64 * (1.0 - t.ghost));
             self.set_limits();
@@ -593,13 +595,9 @@ impl Policy {
             return true;
         }
         if self.tuning.jitter && cf >= 6 {
-            let (salt, fp) = self
-                .adaptive
-                .as_ref()
-                .map(|a| (a.misses, self.nodes.get(cand as usize).map(|n| n.fp)))
-                .unwrap_or((0, None));
-            let fp = u64::from(fp.unwrap_or(cand));
-            return mix(self.seed ^ fp ^ u64::from(salt).rotate_left(29)) & 127 == 0;
+            let salt = self.adaptive.as_ref().map_or(0, |a| a.misses);
+            let fp = self.nodes.get(cand as usize).map_or(cand, |n| n.fp);
+            return mix(self.seed ^ u64::from(fp) ^ u64::from(salt).rotate_left(29)) & 127 == 0;
         }
         false
     }
