@@ -574,7 +574,6 @@ def _refresher(memo: _Memo) -> Callable[..., Any]:
 
 def _sync_engine(memo: _Memo) -> Callable[..., Any]:
     func, cache = memo.func, memo.cache
-    guarded = memo.fail_open
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _core.is_enabled():
@@ -582,8 +581,7 @@ def _sync_engine(memo: _Memo) -> Callable[..., Any]:
         call = memo.call_for(args, kwargs)
         if call is None:
             return func(*args, **kwargs)
-        # without fail_open a failing lookup raises anyway: no guard, no closure
-        v = memo.fetch(call) if guarded else cache._fetch_value(call)
+        v = memo.fetch(call)
         if v is not MISSING:
             memo.hits += 1
             return v
