@@ -99,9 +99,24 @@ _PQ_TUPLES_OK = 2
 _PQ_SQLSTATE = ord("C")
 
 
+#: A row read back: its entry, canonical key bytes and expiry time (see DatabaseCache._decode)
+_Decoded = Tuple[CacheEntry, Optional[bytes], Optional[float]]
+
 #: In a forked child, the parent's connections (and pools) it inherited: never used, never
 #: collected (see DatabaseCache._forked).
 _INHERITED: List[Any] = []
+#: How many forks led to this process (counted in each child): a cache made before the last
+#: one holds its parent's connections. Cheaper to check on every call than os.getpid() (a
+#: system call).
+_FORKS = [0]
+
+
+def _count_fork() -> None:
+    _FORKS[0] += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_count_fork)
 
 
 def _canonical_provider(provider: str) -> str:
@@ -227,7 +242,7 @@ class DatabaseCache(BaseCache):
         self._hot_max = 0 if self._memory else min(pool_size, _HOT_CONNECTIONS)
         #: keyword arguments for a hot connection's cursor (see _build_statements)
         self._cursor_args: Dict[str, Any] = {}
-        self._pid = os.getpid()
+        self._forks = _FORKS[0]
         dbapi = getattr(self._engine.dialect, "loaded_dbapi", None) or self._engine.dialect.dbapi
         #: what a failing database raises: SQLAlchemy's errors, the driver's, and socket errors
         self._failures: Tuple[Type[BaseException], ...] = (sa_exc.SQLAlchemyError, OSError, dbapi.Error)
@@ -500,17 +515,22 @@ class DatabaseCache(BaseCache):
         # not as hex text to decode), except for AgentHeaven's JSON content
         self._cursor_args = {"binary": True} if self.provider == "postgresql" and not self._ahvn else {}
         # MySQL/MariaDB plan every statement they are sent: with mysqlclient the hit selects
-        # the expiry time with the record and checks it here, which keeps the optimizer from
+        # by key alone and the expiry is checked here, which keeps the optimizer from
         # weighing the expires_at index on every hit (25 instead of 29 us a hit on MariaDB;
-        # PyMySQL would spend as much parsing the extra column in Python). PostgreSQL's hit
-        # is a prepared statement, planned once.
+        # PyMySQL would spend as much parsing the extra column in Python). In cachehaven's
+        # layout the record carries its expiry time (checked by _value_for and _entry_for),
+        # so only the record is selected; AgentHeaven's content has none, so the column
+        # comes with it. PostgreSQL's hit is a prepared statement, planned once.
         driver = self._engine.dialect.driver
-        self._expiry_in_python = driver == "mysqldb" and self._has_expiry
-        if self._expiry_in_python:
-            get = sa.select(payload, t.c.expires_at).where(keycol == sa.bindparam("k"))
+        self._expiry_in_python = driver == "mysqldb" and self._has_expiry and self._ahvn
+        by_key = keycol == sa.bindparam("k")
+        if driver == "mysqldb":
+            get = sa.select(payload, *([t.c.expires_at] if self._expiry_in_python else [])).where(by_key)
         else:
             get = self._sel_one
         self._raw_get = _RawStatement(get, self._engine.dialect)
+        #: the hit's lookup on mysqlclient, run by _hot_get
+        self._mysql_get: Optional[_MysqlclientGet] = None
         if not self._ahvn and driver in ("psycopg", "mysqldb"):
             q = self._quote
             table, key, record, expires_at = q(self.table), q("key"), q("record"), q("expires_at")
@@ -519,8 +539,8 @@ class DatabaseCache(BaseCache):
                 sql = f"SELECT {record} FROM {table} WHERE {key} = $1 AND {live}"
                 self._raw_get.native = _PqQuery(b"cachehaven_get", sql, ("k", "now"))
             else:
-                sql = f"SELECT {record}, {expires_at} FROM {table} WHERE {key} = %s"
-                self._raw_get.native = _MysqlclientQuery(sql, ("k",))
+                sql = f"SELECT {record} FROM {table} WHERE {key} = "
+                self._raw_get.native = self._mysql_get = _MysqlclientGet(sql)
         self._raw_put = (
             None if self._json_content and self._ahvn else _RawStatement(self._upsert, self._engine.dialect)
         )
@@ -633,7 +653,7 @@ class DatabaseCache(BaseCache):
         if self._closed:
             raise BackendError(f"DatabaseCache({self.provider}): {op} failed: the cache is closed")
         with self._lock:
-            if self._pid != os.getpid():
+            if self._forks != _FORKS[0]:
                 self._forked()
             try:
                 with self._engine.connect() as conn:
@@ -675,7 +695,7 @@ class DatabaseCache(BaseCache):
         if self._closed:
             raise BackendError(f"DatabaseCache({self.provider}): {op} failed: the cache is closed")
         with self._lock:
-            if self._pid != os.getpid():
+            if self._forks != _FORKS[0]:
                 self._forked()
             hot = self._hot
             try:
@@ -705,18 +725,51 @@ class DatabaseCache(BaseCache):
                 if not fetch and self._has_expiry:
                     self._maybe_cleanup(raw, params.get("now"))
             except Exception as e:
-                self._after_failure(raw, cursor, e)
-                self._release(raw, cursor)
-                self._drain_hot()
-                raise self._error(op, e) from e
+                raise self._raw_failure(op, raw, cursor, e) from e
             except BaseException:  # interrupted (KeyboardInterrupt...) mid-statement
                 _discard(raw)  # its protocol state is unknown: never reuse it
                 raise
-            if len(hot) < self._hot_max and not self._closed:
-                hot.append((raw, cursor, time.monotonic()))
-            else:
-                self._release(raw, cursor)
+            self._keep_hot(raw, cursor)
             return rows
+
+    def _hot_get(self, key: str) -> Tuple[Tuple[Any, ...], ...]:
+        """The hit's lookup on mysqlclient (the row with ``key``, if any): :meth:`_raw`'s work
+        cut to what a hit on a hot connection needs, as every memoized hit runs it. Anything
+        else (no hot connection, one idle too long, a fork, a closed cache) goes to _raw."""
+        hot = self._hot
+        try:
+            raw, cursor, used = hot.pop()
+        except IndexError:
+            return self._raw("get", self._raw_get, {"k": key}, True)  # type: ignore[no-any-return]
+        if time.monotonic() - used > _PING_AFTER or self._closed or self._forks != _FORKS[0]:
+            hot.append((raw, cursor, used))
+            return self._raw("get", self._raw_get, {"k": key}, True)  # type: ignore[no-any-return]
+        assert self._mysql_get is not None
+        try:
+            rows = self._mysql_get.rows(raw.dbapi_connection, key)
+        except Exception as e:
+            raise self._raw_failure("get", raw, cursor, e) from e
+        except BaseException:  # interrupted (KeyboardInterrupt...) mid-statement
+            _discard(raw)
+            raise
+        self._keep_hot(raw, cursor)
+        return rows
+
+    def _keep_hot(self, raw: Any, cursor: Any) -> None:
+        """After a statement: keep the connection hot, or return it to the pool if enough are."""
+        hot = self._hot
+        if len(hot) < self._hot_max and not self._closed:
+            hot.append((raw, cursor, time.monotonic()))
+        else:
+            self._release(raw, cursor)
+
+    def _raw_failure(self, op: str, raw: Any, cursor: Any, e: Exception) -> BackendError:
+        """After a statement failed on a raw connection: return it (see _after_failure) and
+        every hot connection to the pool, and give the error to raise."""
+        self._after_failure(raw, cursor, e)
+        self._release(raw, cursor)
+        self._drain_hot()
+        return self._error(op, e)
 
     def _forked(self) -> None:
         """In a forked child: forget the parent's connections without touching their
@@ -725,7 +778,7 @@ class DatabaseCache(BaseCache):
         collected (mysqlclient sends COM_QUIT) would otherwise end the parent's sessions."""
         _INHERITED.append((self._hot, self._engine.pool))
         self._hot = []
-        self._pid = os.getpid()
+        self._forks = _FORKS[0]
         self._engine.dispose(close=False)
 
     def _drain_hot(self) -> None:
@@ -827,9 +880,10 @@ class DatabaseCache(BaseCache):
         data = encode_record(entry, call.key.bytes, expires_at, self._serializer)
         return {"key": key, "func": _func_column(entry.func), "record": data, "expires_at": expires_at}
 
-    def _decode(self, key: str, payload: Any) -> Optional[Tuple[CacheEntry, Optional[bytes]]]:
-        """A row's entry and canonical key bytes (None for AgentHeaven rows), or None (plus a
-        warning) when the row cannot be read."""
+    def _decode(self, key: str, payload: Any) -> Optional[_Decoded]:
+        """A row's entry, canonical key bytes and expiry time from the record (None for
+        AgentHeaven rows, whose expiry is only in the column), or None (plus a warning) when
+        the row cannot be read."""
         try:
             if self._ahvn:
                 if isinstance(payload, (bytes, bytearray, memoryview)):
@@ -837,11 +891,11 @@ class DatabaseCache(BaseCache):
                 obj = json.loads(payload) if isinstance(payload, str) else payload
                 if isinstance(obj, dict) and "cachehaven" in obj:  # a cachehaven record as JSON
                     record = record_from_jsonable(obj)
-                    return record.entry, record.key
-                return _ahvn.decode_record(obj), None
+                    return record.entry, record.key, record.expires_at
+                return _ahvn.decode_record(obj), None, None
             assert self._serializer is not None
             record = load_record(bytes(payload), self._serializer)
-            return record.entry, record.key
+            return record.entry, record.key, record.expires_at
         except Exception as e:  # corrupt, truncated, tampered or foreign: a miss, never a crash
             self._unreadable(key, e)
             return None
@@ -860,7 +914,9 @@ class DatabaseCache(BaseCache):
         decoded = self._decode(key, payload)
         if decoded is None:
             return None
-        entry, canonical = decoded
+        entry, canonical, expires_at = decoded
+        if expires_at is not None and expires_at <= time.time():
+            return None  # expired (see _build_statements)
         if canonical is not None:
             return entry if canonical == call.key.bytes else None
         if not _ahvn.same_call(entry, call.func, call.inputs):
@@ -874,18 +930,24 @@ class DatabaseCache(BaseCache):
             return MISSING if entry is None else entry.value
         assert self._serializer is not None
         try:
-            value, canonical, _ = load_value(
+            value, canonical, expires_at = load_value(
                 payload if type(payload) is bytes else bytes(payload), self._serializer
             )
         except Exception as e:  # corrupt, truncated, tampered or foreign: a miss, never a crash
             self._unreadable(key, e)
             return MISSING
-        return value if canonical == call.key.bytes else MISSING
+        if canonical != call.key.bytes or (expires_at is not None and expires_at <= time.time()):
+            return MISSING  # another call's row under a colliding digest, or expired
+        return value
 
     # ------------------------------------------------------------------ storage protocol
     def _lookup_row(self, call: Call) -> Tuple[str, Any]:
-        """``call``'s storage key, and the payload of its live row or MISSING."""
+        """``call``'s storage key, and the payload of its live row or MISSING (on mysqlclient,
+        of its row: the record's own expiry time is checked once it is read)."""
         key = self._storage_key(call)
+        if self._mysql_get is not None:  # the record alone: its expiry is checked once read
+            rows = self._hot_get(key)
+            return key, rows[0][0] if rows else MISSING
         now = time.time()
         rows = self._raw("get", self._raw_get, {"k": key, "now": now}, True)
         if not rows:
@@ -987,7 +1049,7 @@ class DatabaseCache(BaseCache):
             live = not (self._has_expiry and row[1] is not None and row[1] <= now)
             decoded = self._decode(key, row[0])
             if decoded is not None:
-                entry, canonical = decoded
+                entry, canonical, _ = decoded
                 if canonical is not None and canonical != call.key.bytes:
                     return False  # another call's row under a colliding digest: leave it
                 if canonical is None and not _ahvn.same_call(entry, call.func, call.inputs):
@@ -1112,7 +1174,7 @@ class _IdlePing:
 class _RawStatement:
     """A statement compiled once for a dialect, run directly on a DBAPI cursor (or, when
     ``native`` is set, below the driver's cursor: see :class:`_PqQuery` and
-    :class:`_MysqlclientQuery`)."""
+    :class:`_MysqlclientGet`)."""
 
     __slots__ = ("names", "native", "positional", "sql")
 
@@ -1121,7 +1183,7 @@ class _RawStatement:
         self.sql: str = str(compiled)
         self.positional: bool = bool(compiled.positional)
         self.names: Tuple[str, ...] = tuple(compiled.positiontup or ()) if self.positional else ()
-        self.native: Optional[Union[_PqQuery, _MysqlclientQuery]] = None
+        self.native: Optional[Union[_PqQuery, _MysqlclientGet]] = None
 
     @classmethod
     def from_text(cls, sql: str, names: Tuple[str, ...]) -> _RawStatement:
@@ -1182,29 +1244,30 @@ class _PqQuery:
             raise _pq_error(raw, result)
 
 
-class _MysqlclientQuery:
-    """A one-column query run on mysqlclient's connection (``query``, ``store_result``,
-    ``fetch_row``: C calls) instead of a cursor, whose Python layer (argument conversion,
-    query formatting, result handling) costs about as much as the round trip. The
-    parameters are escaped by the connection (``literal``); a float is written as its repr,
-    which reads back exactly."""
+class _MysqlclientGet:
+    """The lookup of one row by its storage key, run on mysqlclient's connection (``query``,
+    ``store_result``, ``fetch_row``: C calls) instead of a cursor, whose Python layer
+    (argument conversion, query formatting, result handling) costs about as much as the
+    round trip. The key (hex digits) is spliced into the statement as a quoted literal: it
+    is checked to be ASCII letters and digits, which need no escaping."""
 
-    __slots__ = ("names", "sql")
+    __slots__ = ("prefix",)
 
-    def __init__(self, sql: str, names: Tuple[str, ...]) -> None:
-        self.sql = sql.encode("utf-8")
-        self.names = names
+    def __init__(self, sql: str) -> None:
+        self.prefix = sql.encode("utf-8") + b"'"
 
-    def run(self, raw: Any, values: Dict[str, Any]) -> List[Tuple[Any, ...]]:
-        """The rows of the query on the pooled connection ``raw``; raises MySQLdb's error."""
-        conn = raw.dbapi_connection
-        params = tuple(
-            repr(v).encode("ascii") if type(v) is float else conn.literal(v)
-            for v in map(values.__getitem__, self.names)
-        )
-        conn.query(self.sql % params)
+    def run(self, raw: Any, values: Dict[str, Any]) -> Tuple[Tuple[Any, ...], ...]:
+        """The row (at most one) with the key ``values["k"]``; raises MySQLdb's error."""
+        return self.rows(raw.dbapi_connection, values["k"])
+
+    def rows(self, conn: Any, key: str) -> Tuple[Tuple[Any, ...], ...]:
+        """The row (at most one) with ``key`` on the MySQLdb connection ``conn``."""
+        text = key.encode("ascii")
+        if not text.isalnum():  # never a quote or a backslash
+            raise ValueError(f"not a storage key: {key!r}")
+        conn.query(self.prefix + text + b"'")
         result = conn.store_result()
-        return list(result.fetch_row(0)) if result is not None else []
+        return result.fetch_row() if result is not None else ()
 
 
 def _pq_text(value: Any) -> Optional[bytes]:
