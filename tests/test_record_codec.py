@@ -30,6 +30,7 @@ from cachehaven.serialize import (
     dump_record,
     encode_record,
     from_jsonable,
+    load_current_value,
     load_record,
     load_value,
     record_to_jsonable,
@@ -74,6 +75,20 @@ def same_record(a: Record, b: Record) -> bool:
         and a.key == b.key
         and same(a.expires_at, b.expires_at)
     )
+
+
+def check_current_value(data: bytes, reference: Record, serializer: Any = J) -> None:
+    """load_current_value gives the reference record's value only for its own key and before
+    its expiry time, and ``...`` otherwise."""
+    exp = reference.expires_at
+    nows = [-1.0, 0.0, 5e9] + ([exp, math.nextafter(exp, -math.inf)] if exp is not None else [])
+    for key in (reference.key, reference.key + b"\0", reference.key[:-1]):
+        for now in nows:
+            got = load_current_value(data, serializer, key, now)
+            if key != reference.key or (exp is not None and exp <= now):
+                assert got is ..., (key, now)
+            else:
+                assert same(got, reference.entry.value)
 
 
 # strings that exercise escaping: quotes, backslashes, every control character, DEL,
@@ -169,6 +184,7 @@ def test_plain_records_are_read_natively_as_python_reads_them(entry, key, expire
     assert same(value, reference.entry.value)
     assert stored_key == reference.key
     assert same(stored_expiry, reference.expires_at)
+    check_current_value(data, reference)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -181,6 +197,7 @@ def test_any_stored_record_is_read_as_python_reads_it(entry, key, expires_at):
     reference = python_record(data)
     assert same_record(load_record(data, J), reference)
     assert same(load_value(data, J)[0], reference.entry.value)
+    check_current_value(data, reference)
 
 
 mutation = st.one_of(
@@ -219,9 +236,12 @@ def test_a_damaged_record_is_read_natively_only_if_python_reads_it_the_same(entr
     except Exception:
         reference = None
     fields = _core.record_decode(data)
+    # the value reader accepts exactly what the record reader does
+    assert (_core.record_value(data, key, 0.0) is NotImplemented) == (fields is None)
     if fields is None:
         return
     assert reference is not None, f"the native reader accepted what Python refuses: {data!r}"
+    check_current_value(data, reference)
     func, inputs, output, expected, metadata, stored_key, exp = fields
     native = Record(CacheEntry(func, inputs, output, expected, metadata), stored_key, exp)
     assert same_record(native, reference)
@@ -234,8 +254,15 @@ def test_a_damaged_record_is_read_natively_only_if_python_reads_it_the_same(entr
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_are_never_read_natively_unless_python_reads_them(data):
+    assert (_core.record_value(data, b"k", 0.0) is NotImplemented) == (_core.record_decode(data) is None)
     if _core.record_decode(data) is not None:
         python_record(data)  # must not raise
+    else:
+        try:
+            python_record(data)
+        except Exception:
+            with pytest.raises(SerializationError):
+                load_current_value(data, J, b"k", 0.0)
 
 
 def test_the_native_writer_hands_back_what_it_cannot_write_exactly():
@@ -298,14 +325,18 @@ def test_the_native_reader_hands_back_what_python_must_decide():
         good.replace(b'"expires_at":12.5', b'"expires_at":12'),
         good.replace(b'"key":"a2V5"', b'"key":"a2V5="'),
         good.replace(b'"a"', b'"\\u0061"'),
+        good.replace(b'"s"', b'"__ch__"'),  # the tag's text as a value is plain data...
+        good.replace(b'{"a"', b'{"__ch__"'),  # ...but as an object key it is a tag
+        good.replace(b'"s"', b'"\xc3"'),  # not UTF-8, inside a string...
+        good.replace(b"[1", b"[\xff1"),  # ...and outside one
         good.replace(b"2.5", b"1e400"),
         good.replace(b"[1", b"[123456789012345678901234567890"),
         bytearray(good),
         good.decode(),
     ]:
         fields = _core.record_decode(data)
-        if data is not None and isinstance(data, bytes) and b'"x":1,"x":2' in data:
-            assert fields is not None and fields[1] == {"x": 2}
+        if isinstance(data, bytes) and (b'"x":1,"x":2' in data or b'"__ch__"]' in data):
+            assert fields is not None and fields[1] == {"x": 2 if b'"x":2' in data else 1}
             assert same_record(load_record(data, J), python_record(data))
             continue
         assert fields is None, data
@@ -324,3 +355,4 @@ def test_other_serializers_are_untouched():
     data = encode_record(entry, b"k", None, p)
     assert load_record(data, p).entry == entry
     assert load_value(data, p) == ([1, 2], b"k", None)
+    check_current_value(encode_record(entry, b"k", 10.5, p), Record(entry, b"k", 10.5), p)

@@ -223,6 +223,11 @@ def record_decode(data: Any, full: bool = True) -> Optional[_Fields]:
     record of plain data (``inputs`` and ``metadata`` are None unless ``full``), or None when
     the payload needs the Python reader."""
 
+def record_value(data: Any, key: bytes, now: float) -> Any:
+    """The value (``expected`` if set, else ``output``) of a stored version-1 record of plain
+    data if it was stored under the canonical key bytes ``key`` and does not expire by ``now``,
+    else ``...``; ``NotImplemented`` when the payload needs the Python reader."""
+
 def call_key(func: str, inputs: dict[str, Any], exclude: Optional[list[str]] = None) -> Key:
     """The canonical key of calling ``func`` with ``inputs``."""
 

@@ -118,6 +118,7 @@ __all__ = [
     "dump_record",
     "encode_record",
     "from_jsonable",
+    "load_current_value",
     "load_record",
     "load_value",
     "record_from_jsonable",
@@ -1241,9 +1242,14 @@ def encode_record(
 def load_record(data: bytes, serializer: Serializer) -> Record:
     """The record stored in ``data``. Raises SerializationError if the payload is corrupt,
     truncated, of another version, tampered with or unsigned; never another exception type."""
+    return _load_record(data, serializer, True)
+
+
+def _load_record(data: bytes, serializer: Serializer, native: bool) -> Record:
+    """:func:`load_record`; ``native=False`` when the native core already declined ``data``."""
     try:
         if type(serializer) is JsonSerializer:
-            fields = _core.record_decode(data)
+            fields = _core.record_decode(data) if native else None
             if fields is not None:  # plain data, read by the native core
                 func, inputs, output, expected, metadata, key, exp = fields
                 return Record(CacheEntry(func, inputs, output, expected, metadata), key, exp)
@@ -1270,3 +1276,23 @@ def load_value(data: bytes, serializer: Serializer) -> Tuple[Any, bytes, Optiona
             return (fields[2] if expected is ... else expected), fields[5], fields[6]
     record = load_record(data, serializer)
     return record.entry.value, record.key, record.expires_at
+
+
+def load_current_value(data: bytes, serializer: Serializer, key: bytes, now: float) -> Any:
+    """The value of the record stored in ``data`` if it was stored under the canonical key
+    bytes ``key`` and does not expire by ``now`` (unix seconds), else ``...``: the checks a
+    lookup makes on :func:`load_value`, in one native call when the core reads the payload
+    (then only the value is built). Raises as :func:`load_record` does."""
+    if type(serializer) is JsonSerializer:
+        try:
+            value = _core.record_value(data, key, now)
+        except Exception as e:
+            raise SerializationError(f"the stored record cannot be read: {type(e).__name__}: {e}") from None
+        if value is not NotImplemented:
+            return value
+        record = _load_record(data, serializer, False)
+    else:
+        record = load_record(data, serializer)
+    if record.key != key or (record.expires_at is not None and record.expires_at <= now):
+        return ...
+    return record.entry.value

@@ -14,8 +14,8 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-/// The record layout version written and read here (`serialize.RECORD_VERSION`).
-const RECORD_VERSION: i64 = 1;
+/// The record layout version written and read here (`serialize.RECORD_VERSION`), as written.
+const RECORD_VERSION: &[u8] = b"1";
 /// The key marking a tagged JSON object (`serialize.TAG`).
 const TAG: &str = "__ch__";
 /// Containers may nest this deep (`serialize.MAX_DEPTH`); deeper values take the Python path.
@@ -24,6 +24,18 @@ pub const MAX_DEPTH: usize = 100;
 const SAFE_INT: i64 = (1 << 53) - 1;
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// The bytes a JSON string holds as they are in the common case: printable ASCII but `"`
+/// and `\` (control characters, escapes and UTF-8 take the general path of `Reader::text`).
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0x20;
+    while c < 0x80 {
+        t[c] = c != b'"' as usize && c != b'\\' as usize;
+        c += 1;
+    }
+    t
+};
 
 // ------------------------------------------------------------------ base64
 
@@ -51,14 +63,21 @@ fn b64_encode(data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Each byte's value as a base64 digit, or 0xFF.
+const B64_VALUE: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[B64[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 fn b64_value(c: u8) -> Option<u32> {
-    match c {
-        b'A'..=b'Z' => Some(u32::from(c - b'A')),
-        b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-        b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
+    match B64_VALUE[usize::from(c)] {
+        0xFF => None,
+        v => Some(u32::from(v)),
     }
 }
 
@@ -258,7 +277,7 @@ fn write_record(
     let inputs = inputs.cast_exact::<PyDict>().map_err(|_| Skip::Python)?;
     let metadata = metadata.cast_exact::<PyDict>().map_err(|_| Skip::Python)?;
     out.extend_from_slice(b"{\"cachehaven\":");
-    out.extend_from_slice(RECORD_VERSION.to_string().as_bytes());
+    out.extend_from_slice(RECORD_VERSION);
     out.extend_from_slice(b",\"func\":");
     write_str(func.to_str().map_err(|_| Skip::Python)?, out);
     out.extend_from_slice(b",\"inputs\":");
@@ -332,26 +351,35 @@ impl<'a, 'py> Reader<'a, 'py> {
         }
     }
 
-    /// A string (as a Python str when `build`). Payloads with a `\u` escape never get
-    /// here (the caller sends them to Python, as `load_record` walks them).
+    /// A string (as a Python str when `build`).
     fn string(&mut self, build: bool) -> Read<Option<Bound<'py, PyString>>> {
         let text = self.text()?;
         Ok(build.then(|| PyString::new(self.py, &text)))
     }
 
-    /// A string's text.
+    /// A string's text. A `\u` escape (which could spell the tag key) is sent to Python,
+    /// as `load_record` walks such payloads.
     fn text(&mut self) -> Read<std::borrow::Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.pos;
+        // The common case first: ASCII without escapes, borrowed as it is.
+        let b: &'a [u8] = self.b;
+        let plain = b[start..].iter().position(|&c| !PLAIN[usize::from(c)]);
+        if let Some(n) = plain.filter(|&n| b[start + n] == b'"') {
+            self.pos = start + n + 1;
+            // SAFETY: every byte of the slice is ASCII (PLAIN holds no byte >= 0x80), and
+            // ASCII is valid UTF-8.
+            let text = unsafe { std::str::from_utf8_unchecked(&b[start..start + n]) };
+            return Ok(std::borrow::Cow::Borrowed(text));
+        }
         let mut owned: Option<Vec<u8>> = None;
         loop {
             let run = self.pos;
-            while let Some(c) = self.peek() {
-                if c == b'"' || c == b'\\' || c < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            let rest = &self.b[run..];
+            self.pos += rest
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .unwrap_or(rest.len());
             if let Some(o) = owned.as_mut() {
                 o.extend_from_slice(&self.b[run..self.pos]);
             }
@@ -359,7 +387,8 @@ impl<'a, 'py> Reader<'a, 'py> {
                 Some(b'"') => {
                     let end = self.pos;
                     self.pos += 1;
-                    // the payload was checked to be UTF-8, and it is only cut at ASCII bytes
+                    // every string is checked to be UTF-8 here (bytes outside strings are
+                    // ASCII or the grammar fails), so the payload as a whole never needs to be
                     return match owned {
                         None => std::str::from_utf8(&self.b[start..end])
                             .map(std::borrow::Cow::Borrowed)
@@ -508,7 +537,11 @@ impl<'a, 'py> Reader<'a, 'py> {
         }
         loop {
             self.ws();
-            let key = self.string(build)?;
+            let text = self.text()?;
+            if text == TAG {
+                return Err(Skip::Python); // a tagged value: from_jsonable decodes it
+            }
+            let key = build.then(|| PyString::new(self.py, &text));
             self.ws();
             self.eat(b':')?;
             self.ws();
@@ -543,23 +576,74 @@ pub fn py_record_decode<'py>(
     let Ok(data) = data.cast_exact::<PyBytes>() else {
         return Ok(None); // bytearray, memoryview, str...: load_record reads them
     };
-    match read_record(py, data.as_bytes(), full) {
-        Ok(t) => Ok(Some(t)),
-        Err(Skip::Python) => Ok(None),
-        Err(Skip::Err(e)) => Err(e),
-    }
+    let f = match read_record(py, data.as_bytes(), full) {
+        Ok(f) => f,
+        Err(Skip::Python) => return Ok(None),
+        Err(Skip::Err(e)) => return Err(e),
+    };
+    let none = py.None().into_bound(py);
+    let items: [Bound<'py, PyAny>; 7] = [
+        PyString::new(py, &f.func).into_any(),
+        f.inputs.unwrap_or_else(|| none.clone()),
+        f.output,
+        f.expected,
+        f.metadata.unwrap_or_else(|| none.clone()),
+        PyBytes::new(py, &f.key).into_any(),
+        f.expires_at.map_or(none, Bound::into_any),
+    ];
+    Ok(Some(PyTuple::new(py, items)?))
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// The value (`expected` if set, else `output`) of a stored version-1 record of plain data if
+/// it was stored under the canonical key bytes `key` and does not expire by `now`, else `...`;
+/// `NotImplemented` when the payload needs `serialize.load_record` (as for `record_decode`).
+/// What `record_decode(data, False)` and those checks give, building only the value.
+#[pyfunction]
+#[pyo3(name = "record_value")]
+pub fn py_record_value<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    key: &[u8],
+    now: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Ok(data) = data.cast_exact::<PyBytes>() else {
+        return Ok(py.NotImplemented().into_bound(py));
+    };
+    let f = match read_record(py, data.as_bytes(), false) {
+        Ok(f) => f,
+        Err(Skip::Python) => return Ok(py.NotImplemented().into_bound(py)),
+        Err(Skip::Err(e)) => return Err(e),
+    };
+    if f.key != key || f.expires_at.is_some_and(|e| e.value() <= now) {
+        return Ok(PyEllipsis::get(py).to_owned().into_any());
+    }
+    Ok(if f.expected.is(PyEllipsis::get(py)) {
+        f.output
+    } else {
+        f.expected
+    })
 }
 
-fn read_record<'py>(py: Python<'py>, data: &[u8], full: bool) -> Read<Bound<'py, PyTuple>> {
-    // what load_record walks for tags (and \u escapes, which could spell the tag key)
-    if std::str::from_utf8(data).is_err() || contains(data, b"\\u") || contains(data, b"\"__ch__\"")
-    {
-        return Err(Skip::Python);
-    }
+/// A record's fields as `read_record` found them.
+struct Fields<'a, 'py> {
+    func: std::borrow::Cow<'a, str>,
+    /// None unless built (`full`)
+    inputs: Option<Bound<'py, PyAny>>,
+    /// `...` when unset
+    output: Bound<'py, PyAny>,
+    /// `...` when unset
+    expected: Bound<'py, PyAny>,
+    /// None unless built (`full`)
+    metadata: Option<Bound<'py, PyAny>>,
+    key: Vec<u8>,
+    expires_at: Option<Bound<'py, PyFloat>>,
+}
+
+fn read_record<'a, 'py>(py: Python<'py>, data: &'a [u8], full: bool) -> Read<Fields<'a, 'py>> {
+    // What load_record walks for tags needs no scan of its own: the reader sends a `\u`
+    // escape (which could spell the tag key) and an object key equal to the tag to Python,
+    // checks each string to be UTF-8, and fails on anything else outside strings that is
+    // not ASCII JSON. The tag text as a *value* is plain data to both readers.
     let mut r = Reader {
         py,
         b: data,
@@ -568,9 +652,8 @@ fn read_record<'py>(py: Python<'py>, data: &[u8], full: bool) -> Read<Bound<'py,
     r.eat(b'{')?;
     let mut seen = [false; 8];
     let ellipsis = PyEllipsis::get(py).to_owned().into_any();
-    let none = py.None().into_bound(py);
     let (mut func, mut key, mut expires_at) = (None, None, None);
-    let (mut inputs, mut metadata) = (none.clone(), none.clone());
+    let (mut inputs, mut metadata) = (None, None);
     let (mut output, mut expected) = (ellipsis.clone(), ellipsis);
     r.ws();
     loop {
@@ -597,21 +680,13 @@ fn read_record<'py>(py: Python<'py>, data: &[u8], full: bool) -> Read<Bound<'py,
             0 => {
                 let start = r.pos;
                 r.number(false)?;
-                if &data[start..r.pos] != RECORD_VERSION.to_string().as_bytes() {
+                if data[start..r.pos] != *RECORD_VERSION {
                     return Err(Skip::Python);
                 }
             }
             1 => func = Some(r.text()?),
-            2 | 5 => {
-                let d = r.object(0, full)?.map(Bound::into_any);
-                if let Some(d) = d {
-                    if field == 2 {
-                        inputs = d;
-                    } else {
-                        metadata = d;
-                    }
-                }
-            }
+            2 => inputs = r.object(0, full)?.map(Bound::into_any),
+            5 => metadata = r.object(0, full)?.map(Bound::into_any),
             3 => output = r.value(0, true)?.ok_or(Skip::Python)?,
             4 => expected = r.value(0, true)?.ok_or(Skip::Python)?,
             6 => key = Some(b64_decode(r.text()?.as_bytes()).ok_or(Skip::Python)?),
@@ -620,12 +695,9 @@ fn read_record<'py>(py: Python<'py>, data: &[u8], full: bool) -> Read<Bound<'py,
                     r.literal(b"null")?;
                     expires_at = Some(None);
                 } else {
-                    let start = r.pos;
                     let v = r.number(true)?.ok_or(Skip::Python)?;
-                    if !v.is_exact_instance_of::<PyFloat>() {
-                        return Err(Skip::Python); // an int: load_record converts it
-                    }
-                    debug_assert!(r.pos > start);
+                    // an int: load_record converts it
+                    let v = v.cast_into_exact::<PyFloat>().map_err(|_| Skip::Python)?;
                     expires_at = Some(Some(v));
                 }
             }
@@ -646,14 +718,13 @@ fn read_record<'py>(py: Python<'py>, data: &[u8], full: bool) -> Read<Bound<'py,
     let (Some(func), Some(key), Some(expires_at)) = (func, key, expires_at) else {
         return Err(Skip::Python);
     };
-    let items: [Bound<'py, PyAny>; 7] = [
-        PyString::new(py, &func).into_any(),
+    Ok(Fields {
+        func,
         inputs,
         output,
         expected,
         metadata,
-        PyBytes::new(py, &key).into_any(),
-        expires_at.unwrap_or(none),
-    ];
-    Ok(PyTuple::new(py, items)?)
+        key,
+        expires_at,
+    })
 }

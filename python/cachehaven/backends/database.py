@@ -32,8 +32,8 @@ from ..memoize import check_ttl
 from ..serialize import (
     Serializer,
     encode_record,
+    load_current_value,
     load_record,
-    load_value,
     record_from_jsonable,
     resolve_serializer,
 )
@@ -929,16 +929,16 @@ class DatabaseCache(BaseCache):
             entry = self._entry_for(call, key, payload)
             return MISSING if entry is None else entry.value
         assert self._serializer is not None
-        try:
-            value, canonical, expires_at = load_value(
-                payload if type(payload) is bytes else bytes(payload), self._serializer
+        try:  # MISSING for another call's row under a colliding digest, or an expired one
+            return load_current_value(
+                payload if type(payload) is bytes else bytes(payload),
+                self._serializer,
+                call.key.bytes,
+                time.time(),
             )
         except Exception as e:  # corrupt, truncated, tampered or foreign: a miss, never a crash
             self._unreadable(key, e)
             return MISSING
-        if canonical != call.key.bytes or (expires_at is not None and expires_at <= time.time()):
-            return MISSING  # another call's row under a colliding digest, or expired
-        return value
 
     # ------------------------------------------------------------------ storage protocol
     def _lookup_row(self, call: Call) -> Tuple[str, Any]:
