@@ -529,8 +529,8 @@ class DatabaseCache(BaseCache):
         else:
             get = self._sel_one
         self._raw_get = _RawStatement(get, self._engine.dialect)
-        #: the hit's lookup on mysqlclient, run by _hot_get
-        self._mysql_get: Optional[_MysqlclientGet] = None
+        #: the hit's lookup on mysqlclient, up to the key (see _hot_get)
+        self._mysql_get: Optional[bytes] = None
         if not self._ahvn and driver in ("psycopg", "mysqldb"):
             q = self._quote
             table, key, record, expires_at = q(self.table), q("key"), q("record"), q("expires_at")
@@ -539,8 +539,7 @@ class DatabaseCache(BaseCache):
                 sql = f"SELECT {record} FROM {table} WHERE {key} = $1 AND {live}"
                 self._raw_get.native = _PqQuery(b"cachehaven_get", sql, ("k", "now"))
             else:
-                sql = f"SELECT {record} FROM {table} WHERE {key} = "
-                self._raw_get.native = self._mysql_get = _MysqlclientGet(sql)
+                self._mysql_get = f"SELECT {record} FROM {table} WHERE {key} = '".encode()
         self._raw_put = (
             None if self._json_content and self._ahvn else _RawStatement(self._upsert, self._engine.dialect)
         )
@@ -685,32 +684,9 @@ class DatabaseCache(BaseCache):
 
     def _raw(self, op: str, stmt: _RawStatement, params: Dict[str, Any], fetch: bool) -> Any:
         """Execute one precompiled statement on a DBAPI connection (the fast path); with
-        ``fetch``, return its rows.
-
-        The connection comes from a small stack of *hot* connections that skip the pool's
-        checkout and checkin (with their events and bookkeeping) between calls; one idle for
-        longer than :data:`_PING_AFTER` goes back to the pool and a checkout, which pings,
-        replaces it. After a failure every hot connection goes back to the pool, which
-        replaces any as old as the failed one."""
-        if self._closed:
-            raise BackendError(f"DatabaseCache({self.provider}): {op} failed: the cache is closed")
+        ``fetch``, return its rows. The connection is a hot one (see :meth:`_checkout`)."""
         with self._lock:
-            if self._forks != _FORKS[0]:
-                self._forked()
-            hot = self._hot
-            try:
-                raw, cursor, used = hot.pop()
-            except IndexError:
-                raw = cursor = None
-            else:
-                if time.monotonic() - used > _PING_AFTER:
-                    self._release(raw, cursor)
-                    raw = cursor = None
-            if raw is None:
-                try:
-                    raw = self._engine.raw_connection()
-                except self._failures as e:
-                    raise self._error(op, e) from e
+            raw, cursor = self._checkout(op)
             try:
                 if cursor is None:
                     cursor = raw.cursor(**self._cursor_args)
@@ -732,28 +708,75 @@ class DatabaseCache(BaseCache):
             self._keep_hot(raw, cursor)
             return rows
 
-    def _hot_get(self, key: str) -> Tuple[Tuple[Any, ...], ...]:
-        """The hit's lookup on mysqlclient (the row with ``key``, if any): :meth:`_raw`'s work
-        cut to what a hit on a hot connection needs, as every memoized hit runs it. Anything
-        else (no hot connection, one idle too long, a fork, a closed cache) goes to _raw."""
+    def _checkout(self, op: str) -> Tuple[Any, Any]:
+        """A pooled DBAPI connection for one statement, and its cursor if it has one yet.
+
+        It comes from a small stack of *hot* connections that skip the pool's checkout and
+        checkin (with their events and bookkeeping) between calls; one idle for longer than
+        :data:`_PING_AFTER` goes back to the pool and a checkout, which pings, replaces it.
+        After a failure every hot connection goes back to the pool, which replaces any as old
+        as the failed one (see :meth:`_raw_failure`). Give it back with :meth:`_keep_hot`."""
+        if self._closed:
+            raise BackendError(f"DatabaseCache({self.provider}): {op} failed: the cache is closed")
+        if self._forks != _FORKS[0]:
+            self._forked()
+        try:
+            raw, cursor, used = self._hot.pop()
+        except IndexError:
+            pass
+        else:
+            if time.monotonic() - used <= _PING_AFTER:
+                return raw, cursor
+            self._release(raw, cursor)
+        try:
+            return self._engine.raw_connection(), None
+        except self._failures as e:
+            raise self._error(op, e) from e
+
+    def _hot_get(self, key: str) -> Any:
+        """The record stored under ``key`` (or MISSING) on MariaDB through mysqlclient.
+
+        Every memoized hit runs it, so it is :meth:`_raw` for this one statement, run on
+        mysqlclient's connection (``query``, ``store_result``, ``fetch_row``: C calls) instead
+        of a cursor, whose Python layer (argument conversion, query formatting, result
+        handling) costs about as much as the round trip; and the common case of
+        :meth:`_checkout` and :meth:`_keep_hot` (a hot connection used less than
+        :data:`_PING_AFTER` ago, taken and put back) is done here, where anything else goes to
+        them. The key (hex digits) is spliced into the statement as a quoted literal: it is
+        checked to be ASCII letters and digits, which need no escaping."""
+        text = key.encode("ascii")
+        if not text.isalnum():  # never a quote or a backslash
+            raise ValueError(f"not a storage key: {key!r}")
+        assert self._mysql_get is not None and not self._memory  # no lock to take
         hot = self._hot
         try:
             raw, cursor, used = hot.pop()
         except IndexError:
-            return self._raw("get", self._raw_get, {"k": key}, True)  # type: ignore[no-any-return]
-        if time.monotonic() - used > _PING_AFTER or self._closed or self._forks != _FORKS[0]:
-            hot.append((raw, cursor, used))
-            return self._raw("get", self._raw_get, {"k": key}, True)  # type: ignore[no-any-return]
-        assert self._mysql_get is not None
+            raw = cursor = used = None
+        fast = (
+            used is not None
+            and time.monotonic() - used <= _PING_AFTER
+            and not self._closed
+            and self._forks == _FORKS[0]
+        )
+        if not fast:
+            if raw is not None:
+                hot.append((raw, cursor, used))  # for _checkout to take or replace
+            raw, cursor = self._checkout("get")
         try:
-            rows = self._mysql_get.rows(raw.dbapi_connection, key)
+            conn = raw.dbapi_connection
+            conn.query(self._mysql_get + text + b"'")
+            rows = conn.store_result().fetch_row()
         except Exception as e:
             raise self._raw_failure("get", raw, cursor, e) from e
         except BaseException:  # interrupted (KeyboardInterrupt...) mid-statement
-            _discard(raw)
+            _discard(raw)  # its protocol state is unknown: never reuse it
             raise
-        self._keep_hot(raw, cursor)
-        return rows
+        if fast and not self._closed:
+            hot.append((raw, cursor, time.monotonic()))
+        else:
+            self._keep_hot(raw, cursor)
+        return rows[0][0] if rows else MISSING
 
     def _keep_hot(self, raw: Any, cursor: Any) -> None:
         """After a statement: keep the connection hot, or return it to the pool if enough are."""
@@ -946,8 +969,7 @@ class DatabaseCache(BaseCache):
         of its row: the record's own expiry time is checked once it is read)."""
         key = self._storage_key(call)
         if self._mysql_get is not None:  # the record alone: its expiry is checked once read
-            rows = self._hot_get(key)
-            return key, rows[0][0] if rows else MISSING
+            return key, self._hot_get(key)
         now = time.time()
         rows = self._raw("get", self._raw_get, {"k": key, "now": now}, True)
         if not rows:
@@ -962,7 +984,11 @@ class DatabaseCache(BaseCache):
         return None if payload is MISSING else self._entry_for(call, key, payload)
 
     def _fetch_value(self, call: Call) -> Any:
-        key, payload = self._lookup_row(call)
+        if self._mysql_get is not None:  # _lookup_row, one call less on every MariaDB hit
+            key = self._storage_key(call)
+            payload = self._hot_get(key)
+        else:
+            key, payload = self._lookup_row(call)
         return MISSING if payload is MISSING else self._value_for(call, key, payload)
 
     def _fetch_many(self, calls: Sequence[Call]) -> List[Any]:
@@ -1173,8 +1199,7 @@ class _IdlePing:
 
 class _RawStatement:
     """A statement compiled once for a dialect, run directly on a DBAPI cursor (or, when
-    ``native`` is set, below the driver's cursor: see :class:`_PqQuery` and
-    :class:`_MysqlclientGet`)."""
+    ``native`` is set, below the driver's cursor: see :class:`_PqQuery`)."""
 
     __slots__ = ("names", "native", "positional", "sql")
 
@@ -1183,7 +1208,7 @@ class _RawStatement:
         self.sql: str = str(compiled)
         self.positional: bool = bool(compiled.positional)
         self.names: Tuple[str, ...] = tuple(compiled.positiontup or ()) if self.positional else ()
-        self.native: Optional[Union[_PqQuery, _MysqlclientGet]] = None
+        self.native: Optional[_PqQuery] = None
 
     @classmethod
     def from_text(cls, sql: str, names: Tuple[str, ...]) -> _RawStatement:
@@ -1242,32 +1267,6 @@ class _PqQuery:
         result = _pq_wait(pgconn)
         if result.status != _PQ_COMMAND_OK and result.error_field(_PQ_SQLSTATE) != b"42P05":  # exists
             raise _pq_error(raw, result)
-
-
-class _MysqlclientGet:
-    """The lookup of one row by its storage key, run on mysqlclient's connection (``query``,
-    ``store_result``, ``fetch_row``: C calls) instead of a cursor, whose Python layer
-    (argument conversion, query formatting, result handling) costs about as much as the
-    round trip. The key (hex digits) is spliced into the statement as a quoted literal: it
-    is checked to be ASCII letters and digits, which need no escaping."""
-
-    __slots__ = ("prefix",)
-
-    def __init__(self, sql: str) -> None:
-        self.prefix = sql.encode("utf-8") + b"'"
-
-    def run(self, raw: Any, values: Dict[str, Any]) -> Tuple[Tuple[Any, ...], ...]:
-        """The row (at most one) with the key ``values["k"]``; raises MySQLdb's error."""
-        return self.rows(raw.dbapi_connection, values["k"])
-
-    def rows(self, conn: Any, key: str) -> Tuple[Tuple[Any, ...], ...]:
-        """The row (at most one) with ``key`` on the MySQLdb connection ``conn``."""
-        text = key.encode("ascii")
-        if not text.isalnum():  # never a quote or a backslash
-            raise ValueError(f"not a storage key: {key!r}")
-        conn.query(self.prefix + text + b"'")
-        result = conn.store_result()
-        return result.fetch_row() if result is not None else ()
 
 
 def _pq_text(value: Any) -> Optional[bytes]:
