@@ -733,8 +733,9 @@ class DatabaseCache(BaseCache):
         except self._failures as e:
             raise self._error(op, e) from e
 
-    def _hot_get(self, key: str) -> Any:
-        """The record stored under ``key`` (or MISSING) on MariaDB through mysqlclient.
+    def _hot_get(self, prefix: bytes, key: str) -> Any:
+        """The record stored under ``key`` (or MISSING) on MariaDB through mysqlclient;
+        ``prefix`` is the statement up to the key (``_mysql_get``).
 
         Every memoized hit runs it, so it is :meth:`_raw` for this one statement, run on
         mysqlclient's connection (``query``, ``store_result``, ``fetch_row``: C calls) instead
@@ -747,25 +748,21 @@ class DatabaseCache(BaseCache):
         text = key.encode("ascii")
         if not text.isalnum():  # never a quote or a backslash
             raise ValueError(f"not a storage key: {key!r}")
-        assert self._mysql_get is not None and not self._memory  # no lock to take
-        hot = self._hot
+        hot = self._hot  # and no lock: a server database's is _NoLock
         try:
             raw, cursor, used = hot.pop()
         except IndexError:
-            raw = cursor = used = None
-        fast = (
-            used is not None
-            and time.monotonic() - used <= _PING_AFTER
-            and not self._closed
-            and self._forks == _FORKS[0]
-        )
+            raw = cursor = None
+            used = float("-inf")  # never fast
+        now = time.monotonic()
+        fast = now - used <= _PING_AFTER and not self._closed and self._forks == _FORKS[0]
         if not fast:
             if raw is not None:
                 hot.append((raw, cursor, used))  # for _checkout to take or replace
             raw, cursor = self._checkout("get")
         try:
             conn = raw.dbapi_connection
-            conn.query(self._mysql_get + text + b"'")
+            conn.query(prefix + text + b"'")
             rows = conn.store_result().fetch_row()
         except Exception as e:
             raise self._raw_failure("get", raw, cursor, e) from e
@@ -773,7 +770,7 @@ class DatabaseCache(BaseCache):
             _discard(raw)  # its protocol state is unknown: never reuse it
             raise
         if fast and not self._closed:
-            hot.append((raw, cursor, time.monotonic()))
+            hot.append((raw, cursor, now))
         else:
             self._keep_hot(raw, cursor)
         return rows[0][0] if rows else MISSING
@@ -887,7 +884,8 @@ class DatabaseCache(BaseCache):
 
     # ------------------------------------------------------------------ rows <-> entries
     def _storage_key(self, call: Call) -> str:
-        return f"{call.digest:040d}" if self._ahvn else f"{call.digest:032x}"
+        # the 128-bit digest as 32 hex digits: to_bytes().hex() is f"{digest:032x}", faster
+        return f"{call.digest:040d}" if self._ahvn else call.digest.to_bytes(16, "big").hex()
 
     def _row(self, call: Call, entry: CacheEntry, ttl: Any) -> Dict[str, Any]:
         """The row to upsert (serialized before anything is written)."""
@@ -969,7 +967,7 @@ class DatabaseCache(BaseCache):
         of its row: the record's own expiry time is checked once it is read)."""
         key = self._storage_key(call)
         if self._mysql_get is not None:  # the record alone: its expiry is checked once read
-            return key, self._hot_get(key)
+            return key, self._hot_get(self._mysql_get, key)
         now = time.time()
         rows = self._raw("get", self._raw_get, {"k": key, "now": now}, True)
         if not rows:
@@ -984,9 +982,10 @@ class DatabaseCache(BaseCache):
         return None if payload is MISSING else self._entry_for(call, key, payload)
 
     def _fetch_value(self, call: Call) -> Any:
-        if self._mysql_get is not None:  # _lookup_row, one call less on every MariaDB hit
+        prefix = self._mysql_get
+        if prefix is not None:  # _lookup_row, one call less on every MariaDB hit
             key = self._storage_key(call)
-            payload = self._hot_get(key)
+            payload = self._hot_get(prefix, key)
         else:
             key, payload = self._lookup_row(call)
         return MISSING if payload is MISSING else self._value_for(call, key, payload)
