@@ -811,7 +811,7 @@ class DatabaseCache(BaseCache):
 
     # ------------------------------------------------------------------ rows <-> entries
     def _storage_key(self, call: Call) -> str:
-        return f"{call.digest:040d}" if self._ahvn else f"{call.digest:032x}"
+        return f"{call.digest:040d}" if self._ahvn else call.hexdigest
 
     def _row(self, call: Call, entry: CacheEntry, ttl: Any) -> Dict[str, Any]:
         """The row to upsert (serialized before anything is written)."""

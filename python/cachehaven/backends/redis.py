@@ -210,7 +210,7 @@ class RedisCache(BaseCache):
         )
 
     def _storage_key(self, call: Call) -> bytes:
-        return self._prefix + b"%032x" % call.digest
+        return self._prefix + call.hexdigest.encode("ascii")
 
     def _ttl_of(self, ttl: Any) -> Optional[float]:
         return self.ttl if ttl is None else check_ttl(ttl)
