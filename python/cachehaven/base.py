@@ -217,6 +217,17 @@ class BaseCache:
         for call, entry in items:
             self._put(call, entry, ttl)
 
+    def _put_results(
+        self,
+        pairs: Sequence[tuple[Call, Any]],
+        metadata: Callable[[], Dict[str, Any]],
+        ttl: Any = None,
+    ) -> None:
+        """Store the results of a batch's memoized calls, ``(call, result)`` pairs, whose
+        lookup just missed (backends may skip building CacheEntry objects, and may expect
+        the rows to be new). ``metadata()`` gives a fresh metadata dict for each entry."""
+        self._put_many([(call, call.entry(result, ..., metadata())) for call, result in pairs], ttl)
+
     def _delete(self, call: Call) -> bool:
         present = self._fetch(call) is not None
         self._remove(call.digest)

@@ -117,6 +117,7 @@ __all__ = [
     "Serializer",
     "dump_record",
     "encode_record",
+    "encode_result",
     "from_jsonable",
     "load_record",
     "load_value",
@@ -1236,6 +1237,24 @@ def encode_record(
     if data is not None:
         return data  # type: ignore[no-any-return]
     return _json_bytes(record_to_jsonable(Record(entry, key, expires_at)))
+
+
+def encode_result(
+    func: str,
+    inputs: Dict[str, Any],
+    output: Any,
+    metadata: Dict[str, Any],
+    key: bytes,
+    expires_at: Optional[float],
+    serializer: Serializer,
+) -> bytes:
+    """The bytes :func:`encode_record` gives for a memoized result (``output``, no
+    ``expected``), without building the CacheEntry when the native core writes them."""
+    if type(serializer) is JsonSerializer:
+        data = _core.record_encode(func, inputs, output, ..., metadata, key, expires_at)
+        if data is not None:
+            return data  # type: ignore[no-any-return]
+    return encode_record(CacheEntry(func, inputs, output, ..., metadata), key, expires_at, serializer)
 
 
 def load_record(data: bytes, serializer: Serializer) -> Record:

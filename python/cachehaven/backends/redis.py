@@ -29,7 +29,7 @@ import math
 import time
 import urllib.parse
 import warnings
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, cast
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -41,7 +41,15 @@ from ..base import BaseCache, Call
 from ..entry import MISSING, CacheEntry
 from ..errors import BackendError, ConfigError, SerializationError
 from ..memoize import check_ttl
-from ..serialize import Record, Serializer, encode_record, load_record, load_value, resolve_serializer
+from ..serialize import (
+    Record,
+    Serializer,
+    encode_record,
+    encode_result,
+    load_record,
+    load_value,
+    resolve_serializer,
+)
 
 __all__ = ["RedisCache"]
 
@@ -356,6 +364,28 @@ class RedisCache(BaseCache):
         seconds = self._ttl_of(ttl)
         # serialize everything first: an unstorable value raises before anything is written
         encoded = [(self._storage_key(call), self._encode(call, entry, seconds)) for call, entry in items]
+        self._write_many(encoded, seconds)
+
+    def _put_results(
+        self,
+        pairs: Sequence[Tuple[Call, Any]],
+        metadata: Callable[[], Dict[str, Any]],
+        ttl: Any = None,
+    ) -> None:
+        if not pairs:
+            return
+        seconds = self._ttl_of(ttl)
+        expires_at = None if seconds is None else time.time() + seconds
+        meta, serializer, skey = metadata(), self._serializer, self._storage_key
+        # serialized before anything is written, as in _put_many
+        encoded = [
+            (skey(call), encode_result(call.func, call.inputs, result, meta, call.key.bytes, expires_at, serializer))
+            for call, result in pairs
+        ]
+        self._write_many(encoded, seconds)
+
+    def _write_many(self, encoded: List[Tuple[bytes, bytes]], seconds: Optional[float]) -> None:
+        """Write ``(storage key, record)`` pairs in one round trip, expiring after ``seconds``."""
         try:
             if seconds is None:
                 # one MSET: one command and one reply (a pipeline of SETs costs ~5x more
