@@ -549,6 +549,24 @@ def test_batch_memoize_failure_writes_nothing(target: Target):
         assert cache._upsert_until == 0.0  # a failure other than a conflict is not retried
 
 
+def test_postgres_new_table_layout(postgres_url: str):
+    """A new table compares keys and identities bytewise, and indexes only expiring rows by
+    expiry (an entry stored without a TTL touches two indexes, not three)."""
+    cache = DatabaseCache(url=postgres_url, ttl=60)
+    try:
+        cache.set("f", output=1, x=1)
+        collations = sql(
+            cache,
+            "SELECT column_name, collation_name FROM information_schema.columns "
+            "WHERE table_name = 'cachehaven' AND column_name IN ('key', 'func') ORDER BY 1",
+        )
+        assert collations == [("func", "C"), ("key", "C")]
+        (index,) = sql(cache, "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_cachehaven_expires_at'")
+        assert index[0].endswith("WHERE (expires_at IS NOT NULL)")
+    finally:
+        cache.close()
+
+
 def test_postgres_table_created_by_an_earlier_version(postgres_url: str):
     """A table as earlier versions created it (the database's collation for the key and the
     identity, every row in the expires_at index) works as it is."""

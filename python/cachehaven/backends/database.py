@@ -1418,6 +1418,11 @@ def _sqlite_file_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _cachehaven_table(name: str) -> Any:
+    """cachehaven's table. The keys and identities compare bytewise (MySQL's ``*_bin``,
+    PostgreSQL's ``"C"`` collation: the index never calls the locale's collation), and on
+    PostgreSQL the ``expires_at`` index holds only rows that expire (the cleanup is all that
+    reads it), so storing an entry without a TTL does not touch it. These are choices for
+    tables created from here on; tables created before work as they are."""
     mysql_variants = ("mysql", "mariadb")
     metadata = sa.MetaData()
     return sa.Table(
@@ -1425,16 +1430,18 @@ def _cachehaven_table(name: str) -> Any:
         metadata,
         sa.Column(
             "key",
-            sa.String(32).with_variant(
-                sa_mysql.VARCHAR(32, charset="ascii", collation="ascii_bin"), *mysql_variants
-            ),
+            sa.String(32)
+            .with_variant(sa_mysql.VARCHAR(32, charset="ascii", collation="ascii_bin"), *mysql_variants)
+            .with_variant(sa_pg.VARCHAR(32, collation="C"), "postgresql"),
             primary_key=True,
         ),
         sa.Column(
             "func",
-            sa.String(_FUNC_LEN).with_variant(
+            sa.String(_FUNC_LEN)
+            .with_variant(
                 sa_mysql.VARCHAR(_FUNC_LEN, charset="utf8mb4", collation="utf8mb4_bin"), *mysql_variants
-            ),
+            )
+            .with_variant(sa_pg.VARCHAR(_FUNC_LEN, collation="C"), "postgresql"),
             nullable=False,
         ),
         sa.Column(
@@ -1442,7 +1449,7 @@ def _cachehaven_table(name: str) -> Any:
         ),
         sa.Column("expires_at", sa.Double(), nullable=True),
         sa.Index(f"ix_{name}_func", "func"),
-        sa.Index(f"ix_{name}_expires_at", "expires_at"),
+        sa.Index(f"ix_{name}_expires_at", "expires_at", postgresql_where=sa.text("expires_at IS NOT NULL")),
         **_MYSQL_TABLE,
     )
 
