@@ -51,6 +51,15 @@ class Binder:
         self, args: tuple[Any, ...], kwargs: Optional[dict[str, Any]]
     ) -> Optional[tuple[Key, dict[str, Any]]]:
         """Key and inputs from one binding, or None."""
+    def key_and_inputs_many(
+        self,
+        head: tuple[Any, ...],
+        items: list[Any],
+        rest: tuple[Any, ...],
+        kwargs: Optional[dict[str, Any]],
+    ) -> Optional[list[tuple[Key, dict[str, Any]]]]:
+        """``key_and_inputs((*head, [item], *rest), kwargs)`` of each item, or None if one
+        call does not bind."""
     def self_key(self, obj: Any) -> RawKey:
         """The stand-in stored for a method's ``self``: its key bytes."""
 

@@ -269,15 +269,11 @@ class _Memo:
     ) -> Optional[List[Call]]:
         """The call of each batch item (keyed as ``f(*head, [item], *rest, **kwargs)``), or
         None if one does not bind."""
-        key_and_inputs = self.binder.key_and_inputs
+        bound = self.binder.key_and_inputs_many(head, items, rest, kwargs or None)
+        if bound is None:
+            return None
         name, func, scheme = self.name, self.func, self.cache.key_scheme
-        calls = []
-        for x in items:
-            bound = key_and_inputs((*head, [x], *rest), kwargs)
-            if bound is None:
-                return None
-            calls.append(Call(bound[0], name, bound[1], func, scheme))
-        return calls
+        return [Call(key, name, inputs, func, scheme) for key, inputs in bound]
 
     def store_many(self, calls: Sequence[Call], results: Sequence[Any]) -> None:
         """Store each result for its call (a batch's computed items)."""
