@@ -89,6 +89,7 @@ import hashlib
 import hmac
 import json
 import math
+import operator
 import os
 import pathlib
 import pickle
@@ -97,7 +98,7 @@ import struct
 import uuid
 import zoneinfo
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, Union, runtime_checkable
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 from . import _core
 from ._core import RawKey
@@ -117,7 +118,7 @@ __all__ = [
     "Serializer",
     "dump_record",
     "encode_record",
-    "encode_result",
+    "encode_results",
     "from_jsonable",
     "load_record",
     "load_value",
@@ -1239,22 +1240,39 @@ def encode_record(
     return _json_bytes(record_to_jsonable(Record(entry, key, expires_at)))
 
 
-def encode_result(
-    func: str,
-    inputs: Dict[str, Any],
-    output: Any,
+def encode_results(
+    pairs: Sequence[Tuple[Any, Any]],
     metadata: Dict[str, Any],
-    key: bytes,
     expires_at: Optional[float],
     serializer: Serializer,
-) -> bytes:
-    """The bytes :func:`encode_record` gives for a memoized result (``output``, no
-    ``expected``), without building the CacheEntry when the native core writes them."""
+) -> List[bytes]:
+    """The record :func:`encode_record` gives for each ``(call, result)`` pair of a batch of
+    memoized calls (a call has ``func``, ``inputs`` and ``key``, a ``_core.Key``; the entry's
+    ``output`` is the result, its ``expected`` unset), in order. Records of plain data are
+    written by the native core in one call for the whole batch; an unstorable value raises
+    SerializationError before any record is returned."""
+    calls = [call for call, _ in pairs]
+    funcs = list(map(_FUNC, calls))
+    inputs = list(map(_INPUTS, calls))
+    outputs = [result for _, result in pairs]
+    keys = list(map(_KEY, calls))
     if type(serializer) is JsonSerializer:
-        data = _core.record_encode(func, inputs, output, ..., metadata, key, expires_at)
-        if data is not None:
-            return data  # type: ignore[no-any-return]
-    return encode_record(CacheEntry(func, inputs, output, ..., metadata), key, expires_at, serializer)
+        records = _core.record_encode_results(funcs, inputs, outputs, metadata, keys, expires_at)
+        if None not in records:
+            return records  # type: ignore[no-any-return]
+    else:
+        records = [None] * len(calls)
+    return [
+        record
+        if record is not None
+        else encode_record(
+            CacheEntry(funcs[i], inputs[i], outputs[i], ..., metadata), keys[i].bytes, expires_at, serializer
+        )
+        for i, record in enumerate(records)
+    ]
+
+
+_FUNC, _INPUTS, _KEY = operator.attrgetter("func"), operator.attrgetter("inputs"), operator.attrgetter("key")
 
 
 def load_record(data: bytes, serializer: Serializer) -> Record:

@@ -11,9 +11,12 @@
 //! functions never decide what is valid: they only skip the Python walk where it would give
 //! the same result.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PyString, PyTuple};
 use smallvec::SmallVec;
+
+use super::key::Key;
 
 /// The record layout version written and read here (`serialize.RECORD_VERSION`).
 const RECORD_VERSION: i64 = 1;
@@ -295,14 +298,71 @@ pub fn py_record_encode<'py>(
     key: &Bound<'py, PyAny>,
     expires_at: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let Ok(key) = key.cast_exact::<PyBytes>() else {
+        return Ok(None);
+    };
     let mut out = Vec::with_capacity(192);
     match write_record(
-        func, inputs, output, expected, metadata, key, expires_at, &mut out,
+        func,
+        inputs,
+        output,
+        expected,
+        metadata,
+        key.as_bytes(),
+        expires_at,
+        &mut out,
     ) {
         Ok(()) => Ok(Some(PyBytes::new(py, &out))),
         Err(Skip::Python) => Ok(None),
         Err(Skip::Err(e)) => Err(e),
     }
+}
+
+/// `record_encode` of each result of a batch of memoized calls (no `expected`): `funcs`,
+/// `inputs`, `outputs` and `keys` (the calls' `Key` objects) are parallel lists, `metadata`
+/// and `expires_at` are shared. A list of the records' bytes, with None for each one the
+/// Python writer must take.
+#[pyfunction]
+#[pyo3(name = "record_encode_results")]
+pub fn py_record_encode_results<'py>(
+    py: Python<'py>,
+    funcs: &Bound<'py, PyList>,
+    inputs: &Bound<'py, PyList>,
+    outputs: &Bound<'py, PyList>,
+    metadata: &Bound<'py, PyAny>,
+    keys: &Bound<'py, PyList>,
+    expires_at: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
+    let n = funcs.len();
+    if inputs.len() != n || outputs.len() != n || keys.len() != n {
+        return Err(PyValueError::new_err(
+            "record_encode_results: funcs, inputs, outputs and keys must have the same length",
+        ));
+    }
+    let records = PyList::empty(py);
+    let unset = PyEllipsis::get(py).to_owned().into_any();
+    let mut out = Vec::with_capacity(192);
+    for i in 0..n {
+        let key = keys.get_item(i)?;
+        let key = key.cast::<Key>()?;
+        out.clear();
+        let written = write_record(
+            &funcs.get_item(i)?,
+            &inputs.get_item(i)?,
+            &outputs.get_item(i)?,
+            &unset,
+            metadata,
+            &key.get().bytes,
+            expires_at,
+            &mut out,
+        );
+        match written {
+            Ok(()) => records.append(PyBytes::new(py, &out))?,
+            Err(Skip::Python) => records.append(py.None())?,
+            Err(Skip::Err(e)) => return Err(e),
+        }
+    }
+    Ok(records)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -312,14 +372,10 @@ fn write_record(
     output: &Bound<'_, PyAny>,
     expected: &Bound<'_, PyAny>,
     metadata: &Bound<'_, PyAny>,
-    key: &Bound<'_, PyAny>,
+    key: &[u8],
     expires_at: &Bound<'_, PyAny>,
     out: &mut Vec<u8>,
 ) -> Result<(), Skip> {
-    let key = key
-        .cast_exact::<PyBytes>()
-        .map_err(|_| Skip::Python)?
-        .as_bytes();
     let func = func.cast_exact::<PyString>().map_err(|_| Skip::Python)?;
     let inputs = inputs.cast_exact::<PyDict>().map_err(|_| Skip::Python)?;
     let metadata = metadata.cast_exact::<PyDict>().map_err(|_| Skip::Python)?;

@@ -33,7 +33,7 @@ from ..memoize import check_ttl
 from ..serialize import (
     Serializer,
     encode_record,
-    encode_result,
+    encode_results,
     load_record,
     load_value,
     record_from_jsonable,
@@ -991,13 +991,8 @@ class DatabaseCache(BaseCache):
             return
         assert self._serializer is not None
         expires_at = self._expires_at(ttl)
-        meta, serializer = metadata(), self._serializer
-        rows: Dict[str, Tuple[str, bytes]] = {}
-        for call, result in pairs:  # serialized before anything is written
-            rows[self._storage_key(call)] = (
-                call.func,
-                encode_result(call.func, call.inputs, result, meta, call.key.bytes, expires_at, serializer),
-            )
+        records = encode_results(pairs, metadata(), expires_at, self._serializer)  # before any write
+        rows = {self._storage_key(call): (call.func, record) for (call, _), record in zip(pairs, records)}
         # the lookup just missed these rows: insert them, unless an insert conflicted lately
         self._write_arrays(rows, expires_at, time.monotonic() >= self._upsert_until)
 

@@ -45,7 +45,7 @@ from ..serialize import (
     Record,
     Serializer,
     encode_record,
-    encode_result,
+    encode_results,
     load_record,
     load_value,
     resolve_serializer,
@@ -376,12 +376,8 @@ class RedisCache(BaseCache):
             return
         seconds = self._ttl_of(ttl)
         expires_at = None if seconds is None else time.time() + seconds
-        meta, serializer = metadata(), self._serializer
         # serialized before anything is written, as in _put_many
-        records = [
-            encode_result(call.func, call.inputs, result, meta, call.key.bytes, expires_at, serializer)
-            for call, result in pairs
-        ]
+        records = encode_results(pairs, metadata(), expires_at, self._serializer)
         self._write_many([self._storage_key(call) for call, _ in pairs], records, seconds)
 
     def _write_many(self, skeys: List[bytes], records: List[bytes], seconds: Optional[float]) -> None:
