@@ -227,6 +227,17 @@ def record_encode(
     """The JSON serializer's bytes of a version-1 record of plain data (``output`` and
     ``expected`` are ``...`` when unset), or None when it needs the Python encoder."""
 
+def record_encode_results(
+    funcs: list[Any],
+    inputs: list[Any],
+    outputs: list[Any],
+    metadata: Any,
+    keys: list[Key],
+    expires_at: Any,
+) -> list[Optional[bytes]]:
+    """``record_encode`` of each result of a batch (parallel lists; ``expected`` unset), with
+    None for each record that needs the Python encoder."""
+
 _Fields = tuple[str, Optional[dict[str, Any]], Any, Any, Optional[dict[str, Any]], bytes, Optional[float]]
 
 def record_decode(data: Any, full: bool = True) -> Optional[_Fields]:

@@ -1259,7 +1259,7 @@ def encode_results(
     if type(serializer) is JsonSerializer:
         records = _core.record_encode_results(funcs, inputs, outputs, metadata, keys, expires_at)
         if None not in records:
-            return records  # type: ignore[no-any-return]
+            return records  # type: ignore[return-value]
     else:
         records = [None] * len(calls)
     return [
