@@ -534,6 +534,23 @@ def test_batch_memoize_over_rows_its_lookup_missed(target: Target, clock: Clock)
         assert cache._upsert_until == 0.0  # new rows: the INSERT alone
 
 
+@pytest.mark.parametrize("table", ["k", "r", "t", "key"])
+def test_batch_statements_on_tables_named_like_their_aliases(shared: Target, table: str):
+    cache = shared.make(table=table)
+    computed: List[List[int]] = []
+
+    @cache.batch_memoize(name="b")
+    def b(xs: List[int]) -> List[int]:
+        computed.append(list(xs))
+        return [x * 10 for x in xs]
+
+    assert b([1, 2]) == [10, 20]
+    assert b([2, 3, 1]) == [20, 30, 10]
+    assert computed == [[1, 2], [3]]
+    assert cache.get_many("b", [{"xs": [3]}, {"xs": [4]}, {"xs": [1]}]) == [30, ..., 10]
+    assert len(cache) == 3
+
+
 def test_batch_memoize_failure_writes_nothing(target: Target):
     cache = target.make()
     _install_failing_trigger(cache, target.kind)
