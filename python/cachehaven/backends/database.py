@@ -975,13 +975,9 @@ class DatabaseCache(BaseCache):
         assert self._serializer is not None
         expires_at = self._expires_at(ttl)
         serializer = self._serializer
-        rows: Dict[str, Tuple[str, bytes]] = {}
-        for call, entry in items:
-            rows[self._storage_key(call)] = (
-                entry.func,
-                encode_record(entry, call.key.bytes, expires_at, serializer),
-            )
-        self._write_arrays(rows, expires_at, False)
+        records = [encode_record(entry, call.key.bytes, expires_at, serializer) for call, entry in items]
+        keys = [self._storage_key(call) for call, _ in items]
+        self._write_arrays(keys, [entry.func for _, entry in items], records, expires_at, False)
 
     def _put_results(
         self,
@@ -995,29 +991,39 @@ class DatabaseCache(BaseCache):
         assert self._serializer is not None
         expires_at = self._expires_at(ttl)
         records = encode_results(pairs, metadata(), expires_at, self._serializer)  # before any write
-        rows = {self._storage_key(call): (call.func, record) for (call, _), record in zip(pairs, records)}
+        keys = [self._storage_key(call) for call, _ in pairs]
         # the lookup just missed these rows: insert them, unless an insert conflicted lately
-        self._write_arrays(rows, expires_at, time.monotonic() >= self._upsert_until)
+        fresh = time.monotonic() >= self._upsert_until
+        self._write_arrays(keys, [call.func for call, _ in pairs], records, expires_at, fresh)
 
     def _write_arrays(
-        self, rows: Dict[str, Tuple[str, bytes]], expires_at: Optional[float], fresh: bool
+        self,
+        keys: List[str],
+        funcs: List[str],
+        records: List[bytes],
+        expires_at: Optional[float],
+        fresh: bool,
     ) -> None:
-        """Write ``rows`` (storage key -> (function identity, record)) in one statement
-        (PostgreSQL). With ``fresh`` they are expected to be new: a plain INSERT, which costs
-        the server about a third less than the upsert (no conflict check and speculative
-        insertion per row); if a row exists after all (an expired row not yet cleaned up,
-        another writer), the INSERT fails whole and the upsert runs instead, and for the
-        next :data:`_CLEANUP_EVERY` seconds every batch upserts directly. Rows go in key
-        order, so concurrent writers of overlapping batches wait for each other instead of
-        deadlocking."""
-        if not rows:
+        """Write rows given as parallel lists (storage key, function identity, record) in one
+        statement (PostgreSQL); a later duplicate key wins. With ``fresh`` they are expected
+        to be new: a plain INSERT, which costs the server about a third less than the upsert
+        (no conflict check and speculative insertion per row); if a row exists after all (an
+        expired row not yet cleaned up, another writer), the INSERT fails whole and the
+        upsert runs instead, and for the next :data:`_CLEANUP_EVERY` seconds every batch
+        upserts directly. Rows go in key order, so concurrent writers of overlapping batches
+        wait for each other instead of deadlocking."""
+        if not keys:
             return
-        keys = sorted(rows)
-        funcs = {f: _func_column(f) for f, _ in rows.values()}
+        if len(set(keys)) == len(keys):
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+        else:
+            last = {key: i for i, key in enumerate(keys)}
+            order = sorted(last.values(), key=keys.__getitem__)
+        columns = {func: _func_column(func) for func in set(funcs)}
         values = {
-            "keys": keys,
-            "funcs": [funcs[rows[k][0]] for k in keys],
-            "records": [rows[k][1] for k in keys],
+            "keys": [keys[i] for i in order],
+            "funcs": [columns[funcs[i]] for i in order],
+            "records": [records[i] for i in order],
             "expires_at": expires_at,
             "now": time.time(),
             "fresh": fresh,
