@@ -344,6 +344,8 @@ class RedisCache(BaseCache):
             values = self._client.mget(skeys)
         except RedisError as e:
             raise self._error("get_many", e) from e
+        if values.count(None) == len(values):
+            return [MISSING] * len(values)
         return [
             MISSING if data is None else self._value(skey, data, call.key.bytes)
             for call, skey, data in zip(calls, skeys, values)
