@@ -8,19 +8,21 @@
 //! "would `n` more slots on this side have turned this miss into a hit?".
 //!
 //! This runs on every miss and every eviction, so it must cost a few dozen instructions and
-//! a cache line or two. Each side is a set-associative table of 64-byte buckets (eight
-//! entries each, a key's bucket chosen by its fingerprint). An entry holds a fingerprint and
-//! its departure stamp, the side's departure count at the time; a departure is "recent" while
-//! fewer than `n` later departures happened on its side, so ageing needs no queue and a
-//! stale entry is simply free. Recording writes into the key's bucket, over the same
-//! fingerprint's entry, else the oldest (free and stale entries are the oldest); a lookup
-//! reads one bucket per side. With `n` live entries in `4n` to `8n` slots, fewer than one
-//! recent departure in 5,000 is lost to a full bucket, which costs the adaptation one signal,
-//! never correctness. The sides are separate tables, so a side that records rarely (the main
-//! region while the window fills most of the cache) keeps its last departures however many
-//! the other side records; those are what bring a grown window back. A key recent on both
-//! sides counts as evicted from main (it was evicted, came back and left the window).
-//! Memory: 32 to 64 bytes per remembered key and side, so 2 to 4 bytes per entry of capacity
+//! one cache line per use. The ghosts are a set-associative table of 64-byte buckets, a key's
+//! bucket chosen by its fingerprint; a bucket holds four entries of each side, so a lookup
+//! reads one line for both sides. An entry holds a fingerprint and its departure stamp, the
+//! side's departure count at the time; a departure is "recent" while fewer than `n` later
+//! departures happened on its side, so ageing needs no queue and a stale entry is simply
+//! free. Recording writes into the key's bucket, over the same fingerprint's entry of that
+//! side, else its oldest (free and stale entries are the oldest). With `n` live entries per
+//! side in `2n` to `4n` of its slots, fewer than one recent departure in 500 is lost to a
+//! full bucket (one in 3,000 at `n` = 300, against an exact model), which costs the
+//! adaptation one signal, never correctness. The sides have their own ways and their own
+//! counts, so a side that records rarely (the main region while the window fills most of the
+//! cache) keeps its last departures however many the other side records; those are what bring
+//! a grown window back. A key recent on both sides counts as evicted from main (it was
+//! evicted, came back and left the window). Memory: 32 to 64 bytes per remembered key and
+//! side, so 2 to 4 bytes per entry of capacity
 //! at `n` = 3% of it.
 
 /// The side a key left from.
@@ -32,91 +34,44 @@ pub enum Departed {
     Main = 1,
 }
 
-/// Entries per bucket: a bucket is one 64-byte cache line.
-const WAYS: usize = 8;
+/// Entries per side in a bucket: a bucket is one 64-byte cache line holding both sides.
+const WAYS: usize = 4;
+/// Entries in a bucket.
+const LANES: usize = 2 * WAYS;
 
-/// A bucket: eight remembered departures, fingerprints and stamps in separate arrays so the
-/// loops over them compile to a few vector compares. A stamp is the side's departure count
-/// then (0 marks a free entry; the count skips 0 when it wraps, after 2^32 departures, by
-/// which time every bucket has been rewritten many times over, so ages computed with
-/// wrapping arithmetic stay exact).
+/// A bucket: four remembered departures of each side (lanes `4 * side ..`), fingerprints and
+/// stamps in separate arrays so the loops over them compile to a few vector compares. A
+/// stamp is its side's departure count then (0 marks a free entry; the count skips 0 when it
+/// wraps, after 2^32 departures, by which time every bucket has been rewritten many times
+/// over, so ages computed with wrapping arithmetic stay exact).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(64))]
 struct Bucket {
-    fps: [u32; WAYS],
-    stamps: [u32; WAYS],
-}
-
-/// One side's table.
-#[derive(Debug)]
-struct Side {
-    buckets: Vec<Bucket>,
-    /// Departures so far (wrapping, never 0 once counting).
-    count: u32,
+    fps: [u32; LANES],
+    stamps: [u32; LANES],
 }
 
 /// The two ghost lists of an adaptive policy.
 #[derive(Debug)]
 pub struct Ghosts {
-    sides: [Side; 2],
+    buckets: Vec<Bucket>,
+    /// Departures so far per side (wrapping, never 0 once counting).
+    counts: [u32; 2],
     mask: usize,
     /// Departures remembered per side.
     cap: u32,
-}
-
-impl Side {
-    fn new(buckets: usize) -> Self {
-        Side {
-            buckets: vec![Bucket::default(); buckets],
-            count: 0,
-        }
-    }
-
-    /// Whether `fp` is among the last `cap` departures recorded here.
-    #[inline]
-    fn holds(&self, b: usize, fp: u32, cap: u32) -> bool {
-        let k = &self.buckets[b];
-        let mut hit = false;
-        for w in 0..WAYS {
-            let s = k.stamps[w];
-            hit |= (k.fps[w] == fp) & (s != 0) & (self.count.wrapping_sub(s) < cap);
-        }
-        hit
-    }
-
-    fn record(&mut self, b: usize, fp: u32) {
-        self.count = self.count.wrapping_add(1).max(1);
-        let count = self.count;
-        let k = &mut self.buckets[b];
-        // overwrite the same fingerprint's entry, else the oldest: ages by wrapping
-        // subtraction make a free entry (stamp 0) the oldest of all, branch-free
-        let mut same = 0u32;
-        let mut ages = [0u32; WAYS];
-        for (w, age) in ages.iter_mut().enumerate() {
-            let s = k.stamps[w];
-            *age = count.wrapping_sub(s);
-            same |= u32::from((k.fps[w] == fp) & (s != 0)) << w;
-        }
-        let way = if same != 0 {
-            same.trailing_zeros() as usize
-        } else {
-            let oldest = ages.iter().copied().max().unwrap_or(0);
-            ages.iter().position(|&a| a == oldest).unwrap_or(0)
-        };
-        k.fps[way] = fp;
-        k.stamps[way] = count;
-    }
 }
 
 impl Ghosts {
     /// Lists remembering the last `remember` departures per side.
     pub fn new(remember: usize) -> Self {
         let cap = remember.max(1);
-        // 4 to 8 slots per live entry: a bucket of 8 then overflows (losing its oldest entry
-        // early) for fewer than one departure in 5,000
-        let buckets = (cap.next_power_of_two() / 2).max(1);
+        // 2 to 4 slots per live entry and side: a side's 4 ways in a bucket then overflow
+        // (losing their oldest entry early) for fewer than one departure in 200 at worst
+        let buckets = cap.next_power_of_two();
         Ghosts {
-            sides: [Side::new(buckets), Side::new(buckets)],
+            buckets: vec![Bucket::default(); buckets],
+            counts: [0; 2],
             mask: buckets - 1,
             cap: u32::try_from(cap).unwrap_or(u32::MAX),
         }
@@ -124,29 +79,64 @@ impl Ghosts {
 
     /// Bytes held.
     pub fn memory_bytes(&self) -> usize {
-        2 * (self.mask + 1) * std::mem::size_of::<Bucket>()
+        self.buckets.len() * std::mem::size_of::<Bucket>()
     }
 
+    /// The bucket of `fp`: a fingerprint is already a hash, so one multiply spreads it
+    /// (bits 40.. of the product; the table has at most 2^16 buckets).
     #[inline]
     fn bucket(&self, fp: u32) -> usize {
-        (super::mix(u64::from(fp)) >> 32) as usize & self.mask
+        (u64::from(fp).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize & self.mask
     }
 
     /// Remember that the key with fingerprint `fp` left `side` (its earlier departure from
     /// that side, if remembered, is replaced).
     pub fn record(&mut self, fp: u32, side: Departed) {
         let b = self.bucket(fp);
-        self.sides[side as usize].record(b, fp);
+        let count = &mut self.counts[side as usize];
+        *count = count.wrapping_add(1).max(1);
+        let count = *count;
+        let base = side as usize * WAYS;
+        // SAFETY: `b <= mask == buckets.len() - 1` (a power of two, fixed at construction).
+        let k = unsafe { self.buckets.get_unchecked_mut(b) };
+        // overwrite the same fingerprint's entry, else the oldest: ages by wrapping
+        // subtraction make a free entry (stamp 0) the oldest of all, branch-free
+        let mut same = 0u32;
+        let mut ages = [0u32; WAYS];
+        for (w, age) in ages.iter_mut().enumerate() {
+            let s = k.stamps[base + w];
+            *age = count.wrapping_sub(s);
+            same |= u32::from((k.fps[base + w] == fp) & (s != 0)) << w;
+        }
+        let way = if same != 0 {
+            same.trailing_zeros() as usize
+        } else {
+            let oldest = ages.iter().copied().max().unwrap_or(0);
+            ages.iter().position(|&a| a == oldest).unwrap_or(0)
+        };
+        k.fps[base + way] = fp;
+        k.stamps[base + way] = count;
     }
 
     /// The side the key with fingerprint `fp` recently left, if it is among the last
-    /// departures of that side; the main region when both.
+    /// departures of that side; the main region when both. Reads one cache line.
     #[inline]
     pub fn departed(&self, fp: u32) -> Option<Departed> {
-        let b = self.bucket(fp);
-        if self.sides[Departed::Main as usize].holds(b, fp, self.cap) {
+        // SAFETY: as in `record`, the bucket index is masked to the table.
+        let k = unsafe { self.buckets.get_unchecked(self.bucket(fp)) };
+        let mut recent = [0u32; LANES];
+        for (w, r) in recent.iter_mut().enumerate() {
+            let s = k.stamps[w];
+            let age = self.counts[w / WAYS].wrapping_sub(s);
+            *r = u32::from((k.fps[w] == fp) & (s != 0) & (age < self.cap));
+        }
+        let on = |side: Departed| {
+            let lanes = &recent[side as usize * WAYS..][..WAYS];
+            lanes.iter().fold(0, |a, &r| a | r) != 0
+        };
+        if on(Departed::Main) {
             Some(Departed::Main)
-        } else if self.sides[Departed::Window as usize].holds(b, fp, self.cap) {
+        } else if on(Departed::Window) {
             Some(Departed::Window)
         } else {
             None
@@ -155,10 +145,8 @@ impl Ghosts {
 
     /// Forget everything.
     pub fn clear(&mut self) {
-        for side in &mut self.sides {
-            side.buckets.fill(Bucket::default());
-            side.count = 0;
-        }
+        self.buckets.fill(Bucket::default());
+        self.counts = [0; 2];
     }
 }
 

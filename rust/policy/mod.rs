@@ -627,10 +627,11 @@ impl Policy {
             if victim == NIL {
                 return Some(cand);
             }
-            if self.adaptive.as_ref().is_none_or(|a| a.sketch.is_none()) {
+            let Some(s) = self.adaptive.as_ref().and_then(|a| a.sketch.as_ref()) else {
                 return Some(victim); // not warm yet: no frequencies to judge by
-            }
-            let (cf, vf) = (self.freq(cand), self.freq(victim));
+            };
+            let fp = |i: u32| u64::from(self.nodes[i as usize].fp);
+            let (cf, vf) = (s.frequency(fp(cand)), s.frequency(fp(victim)));
             return Some(if self.admit(cand, cf, vf) {
                 victim
             } else {

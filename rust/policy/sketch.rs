@@ -17,10 +17,16 @@
 //! per-sketch random seed, so an attacker who can predict the store's (fixed-seed) key hash
 //! still cannot aim keys at a hot key's counters.
 
+/// One block: eight words, aligned to a cache line (a `Vec<u64>` is only 8- or 16-byte
+/// aligned, and a block straddling two lines would cost two misses per access).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct Line([u64; BLOCK]);
+
 /// The frequency sketch.
 #[derive(Clone, Debug)]
 pub struct Sketch {
-    table: Vec<u64>,
+    table: Vec<Line>,
     /// Blocks - 1 (the number of blocks is a power of two).
     block_mask: u64,
     additions: u32,
@@ -48,7 +54,7 @@ impl Sketch {
         let want = ((capacity as f64 * words_per_entry).ceil() as usize).max(min_words);
         let words = want.clamp(BLOCK, 1 << 30).next_power_of_two();
         Sketch {
-            table: vec![0; words],
+            table: vec![Line::default(); words / BLOCK],
             block_mask: (words / BLOCK) as u64 - 1,
             additions: 0,
             sample_size: sample_size.clamp(16, u64::from(u32::MAX / 2)) as u32,
@@ -58,36 +64,37 @@ impl Sketch {
 
     /// Number of 64-bit words in the table (for memory accounting).
     pub fn words(&self) -> usize {
-        self.table.len()
+        self.table.len() * BLOCK
     }
 
-    /// The four (word, bit shift) counter positions of `hash`: a block from the low bits of
-    /// the seeded mix; within it, the counter of depth `d` lies in word `2d` or `2d + 1` (so
-    /// the four are in different words) at a nibble chosen by its own bits of the high half.
+    /// The block of `hash` and its four (word in the block, bit shift) counter positions:
+    /// the block from the low bits of the seeded mix; within it, the counter of depth `d`
+    /// lies in word `2d` or `2d + 1` (so the four are in different words) at a nibble chosen
+    /// by its own bits of the high half.
     #[inline(always)]
-    fn slots(&self, hash: u64) -> [(usize, u32); 4] {
+    fn slots(&self, hash: u64) -> (usize, [(usize, u32); 4]) {
         let h = super::mix(hash ^ self.seed);
-        let block = (h & self.block_mask) as usize * BLOCK;
+        let block = (h & self.block_mask) as usize;
         let bits = (h >> 32) as u32;
         let mut out = [(0usize, 0u32); 4];
         for (d, slot) in out.iter_mut().enumerate() {
             let b = bits >> (d * 8);
-            *slot = (block + 2 * d + (b & 1) as usize, ((b >> 1) & 15) * 4);
+            *slot = (2 * d + (b & 1) as usize, ((b >> 1) & 15) * 4);
         }
-        out
+        (block, out)
     }
 
     /// The estimated recent frequency of `hash` (0..=15).
     #[inline]
     pub fn frequency(&self, hash: u64) -> u8 {
+        let (block, slots) = self.slots(hash);
+        debug_assert!(block < self.table.len());
+        // SAFETY: `block <= block_mask == table.len() - 1` (the length is a power of two,
+        // fixed at construction).
+        let line = unsafe { &self.table.get_unchecked(block).0 };
         let mut min = 15u64;
-        for (w, shift) in self.slots(hash) {
-            debug_assert!(w < self.table.len());
-            // SAFETY: `w = block + 2d + {0,1} <= block + 7` and `block <= block_mask * BLOCK`,
-            // with `block_mask == table.len() / BLOCK - 1` (the length is a power-of-two
-            // multiple of BLOCK, fixed at construction), so `w < table.len()`.
-            let word = unsafe { *self.table.get_unchecked(w) };
-            min = min.min((word >> shift) & 15);
+        for (w, shift) in slots {
+            min = min.min((line[w] >> shift) & 15);
         }
         min as u8
     }
@@ -95,11 +102,13 @@ impl Sketch {
     /// Count one more occurrence of `hash` (counters saturate at 15).
     #[inline]
     pub fn increment(&mut self, hash: u64) {
+        let (block, slots) = self.slots(hash);
+        debug_assert!(block < self.table.len());
+        // SAFETY: as in `frequency`: `block < self.table.len()`.
+        let line = unsafe { &mut self.table.get_unchecked_mut(block).0 };
         let mut added = 0u64;
-        for (w, shift) in self.slots(hash) {
-            debug_assert!(w < self.table.len());
-            // SAFETY: as in `frequency`: `w < self.table.len()`.
-            let word = unsafe { self.table.get_unchecked_mut(w) };
+        for (w, shift) in slots {
+            let word = &mut line[w];
             let not_full = u64::from((*word >> shift) & 15 != 15);
             *word += not_full << shift;
             added |= not_full;
@@ -114,7 +123,7 @@ impl Sketch {
     /// amortised per increment.
     fn reset(&mut self) {
         let mut odd = 0u32;
-        for w in self.table.iter_mut() {
+        for w in self.table.iter_mut().flat_map(|l| l.0.iter_mut()) {
             odd += (*w & ONE_MASK).count_ones();
             *w = (*w >> 1) & RESET_MASK;
         }
@@ -123,7 +132,7 @@ impl Sketch {
 
     /// Forget everything.
     pub fn clear(&mut self) {
-        self.table.iter_mut().for_each(|w| *w = 0);
+        self.table.fill(Line::default());
         self.additions = 0;
     }
 }
@@ -186,7 +195,7 @@ mod tests {
         assert_eq!(b.frequency(99), 0);
         // another seed puts nearly every key in another block
         let same_block = (0..1000u64)
-            .filter(|&k| a.slots(k)[0].0 / BLOCK == b.slots(k)[0].0 / BLOCK)
+            .filter(|&k| a.slots(k).0 == b.slots(k).0)
             .count();
         assert!(
             same_block < 20,
@@ -197,11 +206,18 @@ mod tests {
     #[test]
     fn a_key_touches_one_cache_line() {
         let s = sketch(4096);
+        for cap in [1, 100, 4096, 100_000] {
+            let t = sketch(cap);
+            assert_eq!(
+                t.table.as_ptr() as usize % 64,
+                0,
+                "blocks are cache-line aligned"
+            );
+        }
         for k in 0..1000u64 {
-            let slots = s.slots(k);
-            let block = slots[0].0 / BLOCK;
-            assert!(slots.iter().all(|&(w, _)| w / BLOCK == block));
-            let words: Vec<usize> = slots.iter().map(|&(w, _)| w % BLOCK / 2).collect();
+            let (block, slots) = s.slots(k);
+            assert!(block < s.table.len());
+            let words: Vec<usize> = slots.iter().map(|&(w, _)| w / 2).collect();
             assert_eq!(words, [0, 1, 2, 3], "each depth in its own word pair");
         }
     }

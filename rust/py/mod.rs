@@ -37,7 +37,9 @@ mod _core {
     #[pymodule_export]
     use super::memo::{is_enabled, set_enabled, BoundMemoized, Memoized};
     #[pymodule_export]
-    use super::record::{py_record_decode, py_record_encode, py_record_value};
+    use super::record::{
+        py_record_decode, py_record_encode, py_record_encode_results, py_record_value,
+    };
     #[pymodule_export]
     use super::store::{py_estimate_size, KeyedValue, PyStore};
 
