@@ -781,7 +781,7 @@ class DatabaseCache(BaseCache):
         except BaseException:  # interrupted (KeyboardInterrupt...) mid-statement
             _discard(raw)  # its protocol state is unknown: never reuse it
             raise
-        if fast and not self._closed:
+        if fast and len(hot) < self._hot_max and not self._closed:
             hot.append((raw, cursor, now))
         else:
             self._keep_hot(raw, cursor)
