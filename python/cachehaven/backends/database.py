@@ -994,8 +994,8 @@ class DatabaseCache(BaseCache):
 
     def _fetch_value(self, call: Call) -> Any:
         prefix = self._mysql_get
-        if prefix is not None:  # _lookup_row, one call less on every MariaDB hit
-            key = self._storage_key(call)
+        if prefix is not None:  # _lookup_row in cachehaven's layout, for every MariaDB hit
+            key = call.hexdigest  # its storage key
             payload = self._hot_get(prefix, key)
         else:
             key, payload = self._lookup_row(call)
