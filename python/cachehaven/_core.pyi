@@ -193,11 +193,27 @@ class Store:
     def _group_len(self, group: int) -> int: ...
     def _hottest(self, n: int) -> list[Any]: ...
 
+class Flight:
+    """Single-flight for threads: one computation per key at a time."""
+
+    def __init__(self) -> None: ...
+    def run(self, key: Key, compute: Callable[[], Any]) -> Any:
+        """``compute()``, at most once at a time per key; concurrent callers share its
+        value or exception."""
+    def try_run(self, key: Key, compute: Callable[[], Any]) -> bool:
+        """Lead ``key``'s flight and return True, or return False at once if it is in flight."""
+    def __len__(self) -> int: ...
+
 class Memoized:
     """A memoized function whose cache hits run entirely in Rust."""
 
     def __init__(
-        self, func: Callable[..., Any], binder: Binder, store: Store, miss: Callable[..., Any]
+        self,
+        func: Callable[..., Any],
+        binder: Binder,
+        store: Store,
+        miss: Callable[..., Any],
+        flight: Flight,
     ) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any: ...

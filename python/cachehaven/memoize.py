@@ -6,7 +6,8 @@ under single-flight: concurrent callers with the same key (threads, or asyncio t
 for the one computation and share its result or its exception. Exceptions are never cached.
 
 On ``InMemCache`` a plain sync function gets the native wrapper (``_core.Memoized``), whose
-hit path never leaves Rust; its misses come back here through ``_Memo.native_miss``.
+hit path never leaves Rust; its misses run under the cache's single-flight there too, and
+come back here through ``_Memo.native_miss``.
 """
 
 from __future__ import annotations
@@ -171,7 +172,11 @@ class _Memo:
             return self._fall_back("lookup", e, MISSING)
 
     def recheck(self, call: Call) -> Any:
-        return self._guard("lookup", lambda: self.cache._recheck(call), MISSING)
+        # on every miss, inside single-flight: no closure, as in fetch
+        try:
+            return self.cache._recheck(call)
+        except Exception as e:
+            return self._fall_back("lookup", e, MISSING)
 
     def call_for(self, args: tuple, kwargs: Optional[Dict[str, Any]]) -> Optional[Call]:
         bound = self.binder.key_and_inputs(args, kwargs)
@@ -307,10 +312,10 @@ class _Memo:
         self.cache._flight.try_run(key, compute)
 
     def native_miss(self, key: _core.Key, args: tuple, kwargs: Optional[Dict[str, Any]]) -> Any:
+        """A miss of the native wrapper, which already leads the key's flight."""
         kwargs = kwargs or {}
         inputs = self.binder.inputs(args, kwargs)
-        call = Call(key, self.name, inputs, self.func, self.cache.key_scheme)
-        return self.cache._flight.run(key, lambda: self.compute(call, args, kwargs))
+        return self.compute(Call(key, self.name, inputs, self.func, self.cache.key_scheme), args, kwargs)
 
     # ------------------------------------------------------------------ helpers
     @property

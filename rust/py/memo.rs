@@ -1,9 +1,10 @@
 //! The native memoized callable: the `InMemCache` hit path, entirely in Rust.
 //!
 //! A call binds and encodes its arguments (see `binder.rs`), looks the canonical bytes up in
-//! the store, and on a hit returns the stored value without running any Python. On a miss
-//! it hands the key to the Python miss handler (single-flight, the function call, storing,
-//! callbacks), which lives in `cachehaven/memoize.py`.
+//! the store, and on a hit returns the stored value without running any Python. A miss runs
+//! under the cache's single-flight (`flight.rs`), whose leader hands the key to the Python
+//! miss handler (the function call, storing, callbacks), `_Memo.native_miss` in
+//! `cachehaven/memoize.py`.
 //!
 //! Stored records are tuples whose item 0 is the value to return (see `backends/memory.py`).
 
@@ -15,6 +16,7 @@ use pyo3::types::{PyDict, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::binder::Binder;
+use super::flight::Flight;
 use super::key::Key;
 use super::store::PyStore;
 use crate::hash::fast_hash;
@@ -65,6 +67,7 @@ pub struct Memoized {
     binder: Py<Binder>,
     store: Py<PyStore>,
     miss: Py<PyAny>,
+    flight: Py<Flight>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -93,12 +96,14 @@ impl Memoized {
             }
         }
         bump(&self.misses);
-        let key = Key::from_buf(&buf);
         let kw: Py<PyAny> = match kwargs {
             Some(k) => k.clone().into_any().unbind(),
             None => py.None(),
         };
-        Ok(self.miss.bind(py).call1((key, args, kw))?.unbind())
+        self.flight.get().run(py, buf.as_slice(), hash, || {
+            let key = Key::from_buf(&buf);
+            Ok(self.miss.bind(py).call1((key, args, kw))?.unbind())
+        })
     }
 }
 
@@ -144,15 +149,23 @@ impl Memoized {
 
 #[pymethods]
 impl Memoized {
-    /// `Memoized(func, binder, store, miss)`: `miss(key, args, kwargs)` computes and stores
-    /// a missing result and returns it.
+    /// `Memoized(func, binder, store, miss, flight)`: misses run under `flight` (the cache's
+    /// single-flight), whose leader calls `miss(key, args, kwargs)`; it computes and stores
+    /// the missing result and returns it.
     #[new]
-    fn new(func: Py<PyAny>, binder: Py<Binder>, store: Py<PyStore>, miss: Py<PyAny>) -> Self {
+    fn new(
+        func: Py<PyAny>,
+        binder: Py<Binder>,
+        store: Py<PyStore>,
+        miss: Py<PyAny>,
+        flight: Py<Flight>,
+    ) -> Self {
         Memoized {
             func,
             binder,
             store,
             miss,
+            flight,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -214,7 +227,8 @@ impl Memoized {
         visit.call(&self.func)?;
         visit.call(&self.binder)?;
         visit.call(&self.store)?;
-        visit.call(&self.miss)
+        visit.call(&self.miss)?;
+        visit.call(&self.flight)
     }
 }
 

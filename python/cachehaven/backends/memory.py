@@ -381,7 +381,7 @@ class InMemCache(BaseCache):
         return 0 if group is None else self._store._remove_group(group)
 
     def _native_engine(self, memo: Any) -> Any:
-        native = _core.Memoized(memo.func, memo.binder, self._store, memo.native_miss)
+        native = _core.Memoized(memo.func, memo.binder, self._store, memo.native_miss, self._flight)
         memo.native = native
         return native
 
