@@ -51,6 +51,9 @@ class Binder:
         """Key and inputs from one binding, or None."""
     def self_key(self, obj: Any) -> RawKey:
         """The stand-in stored for a method's ``self``: its key bytes."""
+    def keyed_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Bound inputs as entries store them: a method's ``self`` as its ``self_key`` (a
+        new dict then; ``inputs`` itself when there is nothing to replace)."""
 
 class RawKey:
     """Stands for an argument by its canonical bytes (a stored method's ``self``)."""
@@ -180,6 +183,22 @@ class Store:
         content_hash: Optional[_ContentHash] = None,
         warmup: bool = False,
     ) -> bool: ...
+    def _put_memo(
+        self,
+        key: Key,
+        result: Any,
+        func: str,
+        inputs: dict[str, Any],
+        metadata: Optional[dict[str, Any]],
+        group: int = 0,
+        ttl: Any = None,
+        *,
+        depends_on: Optional[Iterable[Key]] = None,
+        content_hash: Optional[_ContentHash] = None,
+        warmup: bool = False,
+    ) -> bool:
+        """Store a memoized result as the record ``(result, func, inputs, result, ...,
+        metadata)``."""
     def _remove_raw(self, key: Key) -> bool: ...
     def _invalidate_raw(self, key: Key) -> int: ...
     def _predict_raw(self, key: Key, n: int = 3) -> list[Key]: ...
@@ -214,6 +233,7 @@ class Memoized:
         store: Store,
         miss: Callable[..., Any],
         flight: Flight,
+        plan: Optional[tuple[str, int, Optional[float], Optional[Callable[[Any], bool]], Any]] = None,
     ) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any: ...

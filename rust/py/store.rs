@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDelta, PyDict, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDelta, PyDict, PyEllipsis, PyInt, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::encode::{encode, simple, Notes, Simple};
@@ -250,6 +250,67 @@ fn parse_raw_depends_on(v: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Vec<u8>>> 
     Ok(out)
 }
 
+/// The extras of a raw write (`_set_raw`, `_put_memo`), parsed only when given.
+struct RawExt {
+    depends_on: Vec<Vec<u8>>,
+    content_hash: Option<Vec<u8>>,
+    warmup: bool,
+}
+
+impl RawExt {
+    fn parse(
+        depends_on: Option<&Bound<'_, PyAny>>,
+        content_hash: Option<&Bound<'_, PyAny>>,
+        warmup: bool,
+    ) -> PyResult<Self> {
+        let plain = depends_on.is_none() && content_hash.is_none() && !warmup;
+        Ok(RawExt {
+            depends_on: if plain {
+                Vec::new()
+            } else {
+                parse_raw_depends_on(depends_on)?
+            },
+            content_hash: if plain {
+                None
+            } else {
+                parse_content_hash(content_hash)?
+            },
+            warmup,
+        })
+    }
+
+    fn write_ext(&self) -> WriteExt<'_> {
+        WriteExt {
+            depends_on: &self.depends_on,
+            content_hash: self.content_hash.as_deref(),
+            warmup: self.warmup,
+        }
+    }
+}
+
+/// The record `InMemCache` stores for a memoized call's result: item 0 is what a hit returns
+/// (see `memo.rs`), then the entry's `func`, `inputs`, `output`, `expected` (unset: `...`)
+/// and `metadata` (None for none; `CacheEntry` makes it `{}`).
+pub fn memo_record<'py>(
+    result: &Bound<'py, PyAny>,
+    func: &Bound<'py, PyString>,
+    inputs: &Bound<'py, PyDict>,
+    metadata: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let py = result.py();
+    PyTuple::new(
+        py,
+        [
+            result,
+            func.as_any(),
+            inputs.as_any(),
+            result,
+            &PyEllipsis::get(py).to_owned().into_any(),
+            metadata,
+        ],
+    )
+}
+
 /// Parse a count argument (`n`): an int >= 0, or None where allowed.
 fn parse_count(arg: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
     Ok(parse_limit(arg, v)?.map(|n| n.min(usize::MAX as u64) as usize))
@@ -418,6 +479,12 @@ impl Shared {
                 self.deliver(py, notices);
             }
         });
+    }
+
+    /// The stored object for raw key bytes, without counting or touching recency.
+    pub fn peek(&self, py: Python<'_>, key: &[u8], hash: u64) -> PyResult<Option<Py<PyAny>>> {
+        let now = self.now(py, false)?;
+        self.with(py, |s| s.peek(key, hash, now).map(|v| v.clone_ref(py)))
     }
 
     /// Look up raw key bytes, requiring the stored content hash to be `want` when given.
@@ -669,6 +736,36 @@ impl PyStore {
             s.for_each(now, |k, v, _| out.push((k.to_vec(), v.clone_ref(py))));
             out
         })
+    }
+
+    /// Weigh `weigh_value` and store `record` under raw key bytes in `group`; whether it was
+    /// stored (a value heavier than `max_bytes`, or `max_entries=0`, is not).
+    #[allow(clippy::too_many_arguments)] // the write's independent facts
+    pub(crate) fn put_raw(
+        &self,
+        py: Python<'_>,
+        key: &[u8],
+        hash: u64,
+        record: &Bound<'_, PyAny>,
+        weigh_value: &Bound<'_, PyAny>,
+        group: u32,
+        ttl: Option<u64>,
+        ext: &WriteExt<'_>,
+    ) -> PyResult<bool> {
+        let weight = self.shared.weigh(key.len(), None, weigh_value)?;
+        Ok(self
+            .shared
+            .insert(
+                py,
+                key,
+                hash,
+                record.clone().unbind(),
+                weight,
+                ttl,
+                group,
+                ext,
+            )?
+            .is_ok())
     }
 
     fn set_impl(
@@ -1197,10 +1294,7 @@ impl PyStore {
     /// The stored object for `key` without counting or touching recency.
     fn _peek_raw(&self, py: Python<'_>, key: &Bound<'_, Key>) -> PyResult<Option<Py<PyAny>>> {
         let k = key.get();
-        let now = self.shared.now(py, false)?;
-        self.shared.with(py, |s| {
-            s.peek(&k.bytes, k.hash, now).map(|v| v.clone_ref(py))
-        })
+        self.shared.peek(py, &k.bytes, k.hash)
     }
 
     /// Store `record` under `key` in `group`; `ttl` in seconds/timedelta or None for the
@@ -1221,37 +1315,55 @@ impl PyStore {
         warmup: bool,
     ) -> PyResult<bool> {
         let ttl = parse_ttl("ttl", ttl)?;
-        let plain = depends_on.is_none() && content_hash.is_none() && !warmup;
-        let (deps, ch) = if plain {
-            (Vec::new(), None)
-        } else {
-            (
-                parse_raw_depends_on(depends_on)?,
-                parse_content_hash(content_hash)?,
-            )
-        };
-        let ext = WriteExt {
-            depends_on: &deps,
-            content_hash: ch.as_deref(),
-            warmup,
-        };
+        let ext = RawExt::parse(depends_on, content_hash, warmup)?;
         let k = key.get();
-        let weight = self
-            .shared
-            .weigh(k.bytes.len(), None, weigh_value.unwrap_or(record))?;
-        Ok(self
-            .shared
-            .insert(
-                py,
-                &k.bytes,
-                k.hash,
-                record.clone().unbind(),
-                weight,
-                ttl,
-                group,
-                &ext,
-            )?
-            .is_ok())
+        let weigh_value = weigh_value.unwrap_or(record);
+        self.put_raw(
+            py,
+            &k.bytes,
+            k.hash,
+            record,
+            weigh_value,
+            group,
+            ttl,
+            &ext.write_ext(),
+        )
+    }
+
+    /// Store a memoized call's result under `key` in `group` as the record
+    /// `(result, func, inputs, result, ..., metadata)` (see `memo_record`); `ttl` and the
+    /// keywords as for `_set_raw`; `max_bytes` weighs the result. Returns whether it was
+    /// stored.
+    #[pyo3(signature = (key, result, func, inputs, metadata, group = 0, ttl = None, *, depends_on = None, content_hash = None, warmup = false))]
+    #[allow(clippy::too_many_arguments)] // the record's fields and the write's options
+    fn _put_memo(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, Key>,
+        result: &Bound<'_, PyAny>,
+        func: &Bound<'_, PyString>,
+        inputs: &Bound<'_, PyDict>,
+        metadata: &Bound<'_, PyAny>,
+        group: u32,
+        ttl: Option<&Bound<'_, PyAny>>,
+        depends_on: Option<&Bound<'_, PyAny>>,
+        content_hash: Option<&Bound<'_, PyAny>>,
+        warmup: bool,
+    ) -> PyResult<bool> {
+        let ttl = parse_ttl("ttl", ttl)?;
+        let ext = RawExt::parse(depends_on, content_hash, warmup)?;
+        let k = key.get();
+        let record = memo_record(result, func, inputs, metadata)?;
+        self.put_raw(
+            py,
+            &k.bytes,
+            k.hash,
+            &record,
+            result,
+            group,
+            ttl,
+            &ext.write_ext(),
+        )
     }
 
     /// `invalidate` for a `Key`: removes it and its transitive dependents; returns how many.

@@ -326,12 +326,23 @@ class InMemCache(BaseCache):
         content_hash: Any = None,
         warmup: bool = False,
     ) -> None:
-        record = (result, call.func, call.inputs, result, ..., metadata)
+        group = self._group(call.func)
+        store = self._store
         if depends_on is None and content_hash is None and not warmup:
-            # every memoized miss comes here: spare it _write's frame
-            self._store._set_raw(call.key, record, self._group(call.func), ttl, result)
+            store._put_memo(call.key, result, call.func, call.inputs, metadata, group, ttl)
         else:
-            self._write(call, record, ttl, depends_on, content_hash, warmup)
+            store._put_memo(
+                call.key,
+                result,
+                call.func,
+                call.inputs,
+                metadata,
+                group,
+                ttl,
+                depends_on=depends_on,
+                content_hash=content_hash,
+                warmup=warmup,
+            )
 
     def _write(
         self,
@@ -381,7 +392,12 @@ class InMemCache(BaseCache):
         return 0 if group is None else self._store._remove_group(group)
 
     def _native_engine(self, memo: Any) -> Any:
-        native = _core.Memoized(memo.func, memo.binder, self._store, memo.native_miss, self._flight)
+        plan = None
+        cls = type(self)
+        if cls._put_result is InMemCache._put_result and cls._recheck is InMemCache._recheck:
+            # the wrapper stores misses itself (a subclass that changes how may not want it)
+            plan = memo.native_plan(self._group(memo.name))
+        native = _core.Memoized(memo.func, memo.binder, self._store, memo.native_miss, self._flight, plan)
         memo.native = native
         return native
 
