@@ -216,8 +216,8 @@ class Flight:
     """Single-flight for threads: one computation per key at a time."""
 
     def __init__(self) -> None: ...
-    def run(self, key: Key, compute: Callable[[], Any]) -> Any:
-        """``compute()``, at most once at a time per key; concurrent callers share its
+    def run(self, key: Key, compute: Callable[..., Any], *args: Any) -> Any:
+        """``compute(*args)``, at most once at a time per key; concurrent callers share its
         value or exception."""
     def try_run(self, key: Key, compute: Callable[[], Any]) -> bool:
         """Lead ``key``'s flight and return True, or return False at once if it is in flight."""

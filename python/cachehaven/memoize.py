@@ -596,7 +596,7 @@ def _sync_engine(memo: _Memo) -> Callable[..., Any]:
             memo.hits += 1
             return v
         memo.misses += 1
-        return cache._flight.run(call.key, lambda: memo.compute(call, args, kwargs))
+        return cache._flight.run(call.key, memo.compute, call, args, kwargs)
 
     return wrapper
 
@@ -621,9 +621,9 @@ def _featured_sync_engine(memo: _Memo) -> Callable[..., Any]:
             return v
         memo.misses += 1
         if not prefetch:
-            return cache._flight.run(call.key, lambda: memo.compute(call, args, kwargs, h))
+            return cache._flight.run(call.key, memo.compute, call, args, kwargs, h)
         try:
-            return cache._flight.run(call.key, lambda: memo.compute(call, args, kwargs, h))
+            return cache._flight.run(call.key, memo.compute, call, args, kwargs, h)
         finally:
             # after this miss is stored: prefetched results then enter the cache after it,
             # and a prefetch finishing alongside it cannot push it out (or be pushed out)

@@ -18,6 +18,7 @@ use std::time::Duration;
 use hashbrown::HashTable;
 use pyo3::panic::PanicException;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use super::gilcell::GilCell;
 use super::key::Key;
@@ -58,7 +59,7 @@ enum Role {
 
 /// Single-flight: concurrent callers of one key share one computation.
 ///
-/// `run(key, compute)` returns `compute()`, run at most once at a time per key across
+/// `run(key, compute, *args)` returns `compute(*args)`, run at most once at a time per key across
 /// threads: a caller that arrives while another thread computes the key waits and gets its
 /// value (or its exception raised again). `try_run(key, compute)` computes as the leader
 /// unless the key is in flight, and then returns False at once without waiting.
@@ -211,17 +212,18 @@ impl Flight {
         Flight::new()
     }
 
-    /// `compute()`, run at most once at a time for `key` across threads; callers that
+    /// `compute(*args)`, run at most once at a time for `key` across threads; callers that
     /// arrive meanwhile wait and share its value or exception.
-    #[pyo3(name = "run")]
+    #[pyo3(name = "run", signature = (key, compute, *args))]
     fn py_run(
         &self,
         py: Python<'_>,
         key: &Bound<'_, Key>,
         compute: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
     ) -> PyResult<Py<PyAny>> {
         let k = key.get();
-        self.run(py, &k.bytes, k.hash, || Ok(compute.call0()?.unbind()))
+        self.run(py, &k.bytes, k.hash, || Ok(compute.call1(args)?.unbind()))
     }
 
     /// Run `compute()` as the leader of `key`'s flight, unless one is in progress: then
