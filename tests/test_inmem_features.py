@@ -619,3 +619,57 @@ def test_a_subclass_that_stores_results_its_own_way_gets_every_miss():
     assert [f(1), f(1), f(2)] == [2, 2, 4]
     assert seen == [({"x": 1}, 2), ({"x": 2}, 4)]
     assert f.cache_info().hits == 1
+
+
+def test_records_of_atomic_values_are_left_out_of_the_garbage_collector():
+    # the collector would traverse every stored record at each full collection; a record
+    # that can never be in a reference cycle is untracked, as CPython does for such tuples
+    import gc
+
+    cache = InMemCache()
+
+    @cache.memoize
+    def f(x, y=None):
+        return x if y is None else [x]
+
+    @cache.memoize(annotation={"team": "a"})
+    def g(x):
+        return x
+
+    f(1), f("s"), f(2, y=1), f([1, 2]), g(3)
+    tracked = {repr(r[2]): gc.is_tracked(r) for r in cache.store._records()}
+    assert tracked == {
+        "{'x': 1, 'y': None}": False,
+        "{'x': 's', 'y': None}": False,
+        "{'x': 2, 'y': 1}": True,  # a list result
+        "{'x': [1, 2], 'y': None}": True,  # a list argument
+        "{'x': 3}": True,  # metadata (a dict holding a dict)
+    }
+    for entry in cache:
+        entry.inputs["x"] = ["changed"]  # entries hand out copies of the stored inputs
+    assert sorted(repr(e.inputs) for e in cache) == sorted(tracked)
+    assert not any(gc.is_tracked(r[2]) for r in cache.store._records() if r[2]["x"] != [1, 2])
+
+
+def test_a_cycle_through_a_stored_result_is_still_collected():
+    import gc
+    import weakref
+
+    class Handle:
+        def __init__(self, owner):
+            self.owner = owner
+
+    def make():
+        cache = InMemCache()
+
+        @cache.memoize
+        def f(x):
+            return Handle(cache)  # result -> cache -> store -> record -> result
+
+        f(1)
+        assert all(gc.is_tracked(r) for r in cache.store._records())
+        return weakref.ref(cache)
+
+    gone = make()
+    gc.collect()
+    assert gone() is None

@@ -291,6 +291,10 @@ impl RawExt {
 /// The record `InMemCache` stores for a memoized call's result: item 0 is what a hit returns
 /// (see `memo.rs`), then the entry's `func`, `inputs`, `output`, `expected` (unset: `...`)
 /// and `metadata` (None for none; `CacheEntry` makes it `{}`).
+///
+/// A record that can never be part of a reference cycle is not tracked by the garbage
+/// collector, which otherwise traverses every stored record at each full collection (most
+/// of the cost of an unbounded cache's misses; see [`acyclic`]).
 pub fn memo_record<'py>(
     result: &Bound<'py, PyAny>,
     func: &Bound<'py, PyString>,
@@ -298,7 +302,7 @@ pub fn memo_record<'py>(
     metadata: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let py = result.py();
-    PyTuple::new(
+    let record = PyTuple::new(
         py,
         [
             result,
@@ -308,7 +312,34 @@ pub fn memo_record<'py>(
             &PyEllipsis::get(py).to_owned().into_any(),
             metadata,
         ],
-    )
+    )?;
+    if metadata.is_none() && acyclic(result) && !is_tracked(inputs.as_any()) {
+        // SAFETY: the GIL is held and `record` is a live tuple we made and own, fully
+        // built; untracking a tracked object is what CPython's collector itself does for
+        // tuples whose items cannot form a cycle.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(record.as_ptr().cast()) };
+    }
+    Ok(record)
+}
+
+/// Whether the garbage collector tracks `v`.
+fn is_tracked(v: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: the GIL is held (a `Bound` proves it) and `v` is a live object.
+    unsafe { pyo3::ffi::PyObject_GC_IsTracked(v.as_ptr()) != 0 }
+}
+
+/// Whether `v` can never reach a reference cycle: an object that is not a container the
+/// collector knows (an int, str, float, bytes, None...), or a tuple the collector stopped
+/// tracking (it holds only such values). CPython's rule for untracking tuples.
+///
+/// A record holding only such values plus `func` (a str), `...`, None for `metadata` and an
+/// untracked `inputs` dict (one whose values are all atomic) cannot be in a cycle either:
+/// the dict is the record's own (`InMemCache` hands out copies of it, see `_entry`), and
+/// nothing else refers to the record but the store.
+fn acyclic(v: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: the GIL is held and `v` is a live object.
+    let gc = unsafe { pyo3::ffi::PyObject_IS_GC(v.as_ptr()) != 0 };
+    !gc || (v.is_exact_instance_of::<PyTuple>() && !is_tracked(v))
 }
 
 /// Parse a count argument (`n`): an int >= 0, or None where allowed.

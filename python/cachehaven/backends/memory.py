@@ -60,8 +60,10 @@ _MANUAL = 1  # ... or a manual call's function identity and inputs
 
 
 def _entry(record: tuple) -> CacheEntry:
+    # the inputs dict stays the record's own: a caller changing the entry's inputs must not
+    # change what is stored (and the store relies on it, see _core's memo_record)
     _, func, inputs, output, expected, metadata = record
-    return CacheEntry(func, inputs, output, expected, metadata)
+    return CacheEntry(func, dict(inputs), output, expected, metadata)
 
 
 def tag_key(tag: Any) -> _core.Key:
@@ -584,7 +586,7 @@ class InMemCache(BaseCache):
     def _what_is(self, key: _core.Key) -> Optional[Tuple[str, Dict[str, Any]]]:
         record = self._store._peek_raw(key)
         if record is not None:
-            return record[1], record[2]
+            return record[1], dict(record[2])
         loader = self._loaders.get(key)
         if loader is not None and loader[0] == _MANUAL:
             return loader[1], loader[2]
