@@ -82,9 +82,11 @@ impl Ghosts {
         self.buckets.len() * std::mem::size_of::<Bucket>()
     }
 
+    /// The bucket of `fp`: a fingerprint is already a hash, so one multiply spreads it
+    /// (bits 40.. of the product; the table has at most 2^16 buckets).
     #[inline]
     fn bucket(&self, fp: u32) -> usize {
-        (super::mix(u64::from(fp)) >> 32) as usize & self.mask
+        (u64::from(fp).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize & self.mask
     }
 
     /// Remember that the key with fingerprint `fp` left `side` (its earlier departure from

@@ -415,6 +415,7 @@ impl Shared {
     }
 
     /// Weigh an entry for `max_bytes` (0 when the store has no byte limit).
+    #[inline]
     pub fn weigh(
         &self,
         key_len: usize,

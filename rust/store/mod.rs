@@ -904,7 +904,16 @@ impl<V> Store<V> {
     }
 
     /// Remove every entry whose TTL has passed. Amortised O(log n) per expired entry.
+    #[inline]
     pub fn purge_expired(&mut self, now: u64) -> usize {
+        match self.expiry.peek() {
+            Some(&Reverse((deadline, _))) if deadline <= now => self.purge_expired_slow(now),
+            _ => 0,
+        }
+    }
+
+    #[inline(never)]
+    fn purge_expired_slow(&mut self, now: u64) -> usize {
         let mut n = 0;
         while let Some(&Reverse((deadline, i))) = self.expiry.peek() {
             if deadline > now {
