@@ -59,10 +59,10 @@ enum Role {
 
 /// Single-flight: concurrent callers of one key share one computation.
 ///
-/// `run(key, compute, *args)` returns `compute(*args)`, run at most once at a time per key across
-/// threads: a caller that arrives while another thread computes the key waits and gets its
-/// value (or its exception raised again). `try_run(key, compute)` computes as the leader
-/// unless the key is in flight, and then returns False at once without waiting.
+/// `run(key, compute, *args)` returns `compute(*args)`, run at most once at a time per key
+/// across threads: a caller that arrives while another thread computes the key waits and
+/// gets its value (or its exception raised again). `try_run(key, compute)` computes as the
+/// leader unless the key is in flight, and then returns False at once without waiting.
 #[pyclass(frozen, module = "cachehaven._core", name = "Flight")]
 pub struct Flight {
     table: GilCell<HashTable<Slot>>,
