@@ -86,6 +86,27 @@ def test_item_is_cached_as_a_one_item_call(cache):
     assert [(e.inputs, e.output) for e in entries] == [({"batch": [1]}, 2), ({"batch": [2]}, 4)]
 
 
+def test_batch_entries_match_single_calls_entries(cache):
+    @cache.memoize(name="same", annotation={"by": "test"})
+    def one(batch):
+        return [x * 2 for x in batch]
+
+    @cache.batch_memoize(name="same", annotation={"by": "test"})
+    def many(batch):
+        return [x * 2 for x in batch]
+
+    one([1])
+    many([2, 3])
+    entries = sorted(cache, key=lambda e: e.inputs["batch"])
+    assert [(e.func, e.inputs, e.output, e.expected, e.metadata) for e in entries] == [
+        ("same", {"batch": [x]}, [x * 2] if x == 1 else x * 2, ..., {"annotation": {"by": "test"}})
+        for x in (1, 2, 3)
+    ]
+    entries[1].metadata["annotation"]["by"] = "changed"  # entries never share their metadata
+    assert entries[2].metadata == {"annotation": {"by": "test"}}
+    assert many([1, 2, 3]) == [[2], 4, 6]
+
+
 def test_manually_set_item_is_used(cache):
     seen = []
 

@@ -505,6 +505,148 @@ def test_set_many_is_one_transaction(target: Target):
     assert len(cache) == 3
 
 
+def test_batch_memoize_over_rows_its_lookup_missed(target: Target, clock: Clock):
+    """batch_memoize writes the items its lookup missed (on PostgreSQL a plain INSERT): a
+    row that is there after all (expired, not yet cleaned up; or written meanwhile by
+    another writer) is overwritten, as a single call's store would."""
+    cache = target.make()
+    other = target.make() if target.kind != "sqlite-memory" else cache
+    computed: List[List[int]] = []
+
+    @cache.batch_memoize(name="b")
+    def b(xs: List[int]) -> List[int]:
+        computed.append(list(xs))
+        if 3 in xs:  # another writer stores item 3 between the lookup and the write
+            other.set("b", output=-3, xs=[3])
+        return [x * 10 for x in xs]
+
+    cache.set("b", output=-1, xs=[1], ttl=5)
+    clock.now += 6  # expired: a miss, but the row is still in the table
+    assert b([1, 2]) == [10, 20]
+    assert b([3, 4]) == [30, 40]
+    assert b([1, 2, 3, 4]) == [10, 20, 30, 40]
+    assert computed == [[1, 2], [3, 4]]
+    assert sorted(e.output for e in cache) == [10, 20, 30, 40]
+    if target.kind == "postgresql":  # the INSERT met the rows, and the upsert stored them
+        assert cache._upsert_until > time.monotonic()
+        cache._upsert_until = 0.0
+        assert b([5, 6]) == [50, 60]
+        assert cache._upsert_until == 0.0  # new rows: the INSERT alone
+
+
+@pytest.mark.parametrize("table", ["k", "r", "t", "key"])
+def test_batch_statements_on_tables_named_like_their_aliases(shared: Target, table: str):
+    cache = shared.make(table=table)
+    computed: List[List[int]] = []
+
+    @cache.batch_memoize(name="b")
+    def b(xs: List[int]) -> List[int]:
+        computed.append(list(xs))
+        return [x * 10 for x in xs]
+
+    assert b([1, 2]) == [10, 20]
+    assert b([2, 3, 1]) == [20, 30, 10]
+    assert computed == [[1, 2], [3]]
+    assert cache.get_many("b", [{"xs": [3]}, {"xs": [4]}, {"xs": [1]}]) == [30, ..., 10]
+    assert len(cache) == 3
+
+
+def test_batch_memoize_failure_writes_nothing(target: Target):
+    cache = target.make()
+    _install_failing_trigger(cache, target.kind)
+
+    @cache.batch_memoize(name="boom")
+    def boom(xs: List[int]) -> List[int]:
+        return list(xs)
+
+    with pytest.raises(BackendError, match="set_many"):
+        boom([1, 2, 3])
+    assert len(cache) == 0
+    if target.kind == "postgresql":
+        assert cache._upsert_until == 0.0  # a failure other than a conflict is not retried
+
+
+def test_postgres_new_table_layout(postgres_url: str):
+    """A new table compares keys and identities bytewise, and indexes only expiring rows by
+    expiry (an entry stored without a TTL touches two indexes, not three)."""
+    cache = DatabaseCache(url=postgres_url, ttl=60)
+    try:
+        cache.set("f", output=1, x=1)
+        collations = sql(
+            cache,
+            "SELECT column_name, collation_name FROM information_schema.columns "
+            "WHERE table_name = 'cachehaven' AND column_name IN ('key', 'func') ORDER BY 1",
+        )
+        assert collations == [("func", "C"), ("key", "C")]
+        (index,) = sql(cache, "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_cachehaven_expires_at'")
+        assert index[0].endswith("WHERE (expires_at IS NOT NULL)")
+    finally:
+        cache.close()
+
+
+def test_postgres_table_created_by_an_earlier_version(postgres_url: str):
+    """A table as earlier versions created it (the database's collation for the key and the
+    identity, every row in the expires_at index) works as it is."""
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        for ddl in (
+            "CREATE TABLE cachehaven (key VARCHAR(32) NOT NULL, func VARCHAR(255) NOT NULL, "
+            "record BYTEA NOT NULL, expires_at DOUBLE PRECISION, PRIMARY KEY (key))",
+            "CREATE INDEX ix_cachehaven_func ON cachehaven (func)",
+            "CREATE INDEX ix_cachehaven_expires_at ON cachehaven (expires_at)",
+        ):
+            conn.exec_driver_sql(ddl)
+    engine.dispose()
+    cache = DatabaseCache(url=postgres_url)
+    try:
+
+        @cache.batch_memoize(name="b", ttl=60)
+        def b(xs: List[int]) -> List[int]:
+            return [x * 10 for x in xs]
+
+        assert b(list(range(600))) == [x * 10 for x in range(600)]
+        assert b([5, 700]) == [50, 7000]
+        cache.set_many("s", [({"x": 1}, 1), ({"x": 2}, 2)])
+        assert cache.get_many("s", [{"x": 2}, {"x": 1}, {"x": 3}]) == [2, 1, ...]
+        assert len(cache) == 603 and b.cache_info().currsize == 601
+        assert sorted(e.output for e in cache if e.func == "s") == [1, 2]
+        b.cache_clear()
+        assert len(cache) == 2
+    finally:
+        cache.close()
+
+
+def test_postgres_binary_arrays_read_back_exactly(postgres_url: str):
+    """The batch statements' array parameters, written in PostgreSQL's binary format by
+    hand, are what the server reads: every text shape, including the one-pass case."""
+    cache = DatabaseCache(url=postgres_url)
+    cases = [
+        [f"{i:032x}" for i in range(5)],  # storage keys: 32 ASCII characters
+        ["mod.f"] * 3,  # one identity
+        ["a", "bc", "", "déjà", "\u65e5\u672c"],  # mixed lengths, UTF-8
+        ["x" * 200, "y" * 200],  # one length, too long for the one-pass case
+        ["é" * 32, "a" * 32],  # one length, not ASCII
+    ]
+    try:
+        raw = cache.engine.raw_connection()
+        try:
+            pgconn = raw.dbapi_connection.pgconn
+            for texts in cases:
+                params = [database_module._pq_text_array(texts)]
+                result = pgconn.exec_params(b"SELECT array_to_json($1::text[])::text", params, None, [1], 0)
+                assert json.loads(result.get_value(0, 0)) == texts
+            blobs = [b"", b"\x00\xff" * 100, bytes(range(256))]
+            params = [database_module._pq_array(database_module._PQ_BYTEA_OID, blobs)]
+            result = pgconn.exec_params(
+                b"SELECT encode(b, 'hex') FROM unnest($1::bytea[]) AS b", params, None, [1], 0
+            )
+            assert [bytes.fromhex(result.get_value(i, 0).decode()) for i in range(result.ntuples)] == blobs
+        finally:
+            raw.close()
+    finally:
+        cache.close()
+
+
 # ---------------------------------------------------------------- bad rows
 
 

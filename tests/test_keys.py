@@ -619,6 +619,17 @@ def test_call_key_digests():
     assert k.digest() == CacheEntry("f", {"x": 1}).key
 
 
+@pytest.mark.parametrize("x", [1, 2, "s", [0] * 50])
+def test_key_hexdigest_is_the_digest_in_32_hex_digits(x):
+    k = cachehaven.call_key("f", {"x": x})
+    for scheme in ("blake3", "md5"):
+        h = k.hexdigest(scheme)
+        assert h == f"{k.digest(scheme):032x}" and len(h) == 32
+    assert k.hexdigest() == k.hexdigest("blake3")
+    with pytest.raises(ValueError, match="scheme"):
+        k.hexdigest("sha1")
+
+
 def test_key_pickles():
     k = cachehaven.call_key("f", {"x": [1, {"a": 2}]})
     assert pickle.loads(pickle.dumps(k)) == k

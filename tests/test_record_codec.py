@@ -138,6 +138,20 @@ def test_plain_records_are_written_natively_byte_for_byte(entry, key, expires_at
     assert dump_record(Record(entry, key, expires_at), J) == expected_bytes
 
 
+@pytest.mark.parametrize("special", ['"', "\\", "\n", "\x00", "\x1f", "\x7f", "é", "\u65e5", " ", "~"])
+def test_every_character_at_every_place_is_written_as_python_writes_it(special):
+    # the native writer skips runs of 8 characters needing no escape: try every offset
+    for n in range(20):
+        for at in range(n):
+            text = "abcdefghijklmnopqrstu"[:n]
+            text = text[:at] + special + text[at + 1 :]
+            entry = CacheEntry(text or "f", {text: text}, [text, {text: 1}], ..., {"m": text})
+            for key in (b"", b"k", b"ke", b"key", bytes(range(at + 1))):
+                assert _core.record_encode(
+                    entry.func, entry.inputs, entry.output, entry.expected, entry.metadata, key, None
+                ) == python_bytes(entry, key, None)
+
+
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(entries(mixed), keys, expiries)
 def test_any_record_is_written_as_python_writes_it(entry, key, expires_at):

@@ -672,4 +672,23 @@ def test_dropped_connections_are_retried(cache: RedisCache, admin: Any) -> None:
     assert cache.get("f", x=1) == 1
     admin.client_kill_filter(_type="normal", skipme=True)
     cache.set_many("f", [({"x": 2}, 2)])
+    admin.client_kill_filter(_type="normal", skipme=True)
     assert cache.get_many("f", [{"x": 1}, {"x": 2}]) == [1, 2]
+
+
+def test_batches_on_a_single_connection_client(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, single_connection_client=True)
+    cache = RedisCache(client=client, namespace="single")
+    try:
+
+        @cache.batch_memoize
+        def double(xs: List[int]) -> List[int]:
+            return [x * 2 for x in xs]
+
+        assert double([1, 2]) == [2, 4]
+        assert double([2, 3]) == [4, 6]
+        assert cache.get_many(double, [{"xs": [3]}, {"xs": [4]}]) == [6, ...]
+    finally:
+        cache.clear()
+        cache.close()
+        client.close()

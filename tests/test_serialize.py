@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cachehaven import CacheEntry
+from cachehaven import CacheEntry, call_key
 from cachehaven._core import RawKey
 from cachehaven.errors import ConfigError, SerializationError
 from cachehaven.serialize import (
@@ -42,6 +42,8 @@ from cachehaven.serialize import (
     Record,
     Serializer,
     dump_record,
+    encode_record,
+    encode_results,
     from_jsonable,
     load_record,
     record_from_jsonable,
@@ -1130,3 +1132,31 @@ def test_load_record_of_a_mutated_payload_gives_a_record_or_serialization_error(
     assert isinstance(rec.entry, CacheEntry)
     if which == "pickle":
         assert mutated == data  # a changed signed payload never loads
+
+
+# ---------------------------------------------------------------- a batch's records
+
+
+class _Call:
+    def __init__(self, func: str, inputs: dict) -> None:
+        self.func, self.inputs, self.key = func, inputs, call_key(func, inputs)
+
+
+@pytest.mark.parametrize("serializer", [J, P], ids=["json", "pickle"])
+@pytest.mark.parametrize("expires_at", [None, 1795251703.75])
+def test_a_batchs_records_are_each_entrys_record(serializer, expires_at):
+    outputs = [1, {"a": [1.5, None]}, (1, 2), b"\x00", {1: "x"}, "s" * 40, 2**60, -0.0, ...]
+    pairs = [(_Call("mod.f", {"x": [i]}), out) for i, out in enumerate(outputs)]
+    meta = {"annotation": {"by": "test"}}
+    records = encode_results(pairs, meta, expires_at, serializer)
+    assert records == [
+        encode_record(CacheEntry(c.func, c.inputs, out, ..., meta), c.key.bytes, expires_at, serializer)
+        for c, out in pairs
+    ]
+    assert encode_results([], meta, expires_at, serializer) == []
+
+
+def test_a_batch_with_an_unstorable_result_raises_naming_it():
+    pairs = [(_Call("mod.f", {"x": [0]}), 1), (_Call("mod.f", {"x": [1]}), object())]
+    with pytest.raises(SerializationError, match="output"):
+        encode_results(pairs, {}, None, J)

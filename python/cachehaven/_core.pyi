@@ -19,6 +19,8 @@ class Key:
         """The canonical bytes."""
     def digest(self, scheme: str = "blake3") -> int:
         """The 128-bit digest of the canonical bytes: ``"blake3"`` (default) or ``"md5"``."""
+    def hexdigest(self, scheme: str = "blake3") -> str:
+        """``digest(scheme)`` as 32 lowercase hex digits."""
     def __hash__(self) -> int: ...
     def __eq__(self, other: object) -> bool: ...
     def __len__(self) -> int: ...
@@ -49,6 +51,15 @@ class Binder:
         self, args: tuple[Any, ...], kwargs: Optional[dict[str, Any]]
     ) -> Optional[tuple[Key, dict[str, Any]]]:
         """Key and inputs from one binding, or None."""
+    def key_and_inputs_many(
+        self,
+        head: tuple[Any, ...],
+        items: list[Any],
+        rest: tuple[Any, ...],
+        kwargs: Optional[dict[str, Any]],
+    ) -> Optional[list[tuple[Key, dict[str, Any]]]]:
+        """``key_and_inputs((*head, [item], *rest), kwargs)`` of each item, or None if one
+        call does not bind."""
     def self_key(self, obj: Any) -> RawKey:
         """The stand-in stored for a method's ``self``: its key bytes."""
     def keyed_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -251,6 +262,17 @@ def record_encode(
 ) -> Optional[bytes]:
     """The JSON serializer's bytes of a version-1 record of plain data (``output`` and
     ``expected`` are ``...`` when unset), or None when it needs the Python encoder."""
+
+def record_encode_results(
+    funcs: list[Any],
+    inputs: list[Any],
+    outputs: list[Any],
+    metadata: Any,
+    keys: list[Key],
+    expires_at: Any,
+) -> list[Optional[bytes]]:
+    """``record_encode`` of each result of a batch (parallel lists; ``expected`` unset), with
+    None for each record that needs the Python encoder."""
 
 _Fields = tuple[str, Optional[dict[str, Any]], Any, Any, Optional[dict[str, Any]], bytes, Optional[float]]
 

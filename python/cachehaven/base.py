@@ -78,7 +78,7 @@ class MemoizedFunction(Protocol[P, R_co]):
 class Call:
     """One call as the storage protocol sees it."""
 
-    __slots__ = ("_digest", "func", "inputs", "key", "scheme", "target")
+    __slots__ = ("_digest", "_hex", "func", "inputs", "key", "scheme", "target")
 
     def __init__(self, key: _core.Key, func: str, inputs: Dict[str, Any], target: FuncLike, scheme: str):
         self.key = key  #: canonical key (exact bytes; used by in-memory stores)
@@ -87,6 +87,7 @@ class Call:
         self.target = target  #: the function object when memoizing, else the name
         self.scheme = scheme
         self._digest: Optional[int] = None
+        self._hex: Optional[str] = None
 
     @property
     def digest(self) -> int:
@@ -94,6 +95,16 @@ class Call:
         if self._digest is None:
             self._digest = keys.digest(self.key, self.func, self.inputs, self.scheme)
         return self._digest
+
+    @property
+    def hexdigest(self) -> str:
+        """:attr:`digest` as 32 lowercase hex digits (the persistent backends' storage key)."""
+        if self._hex is None:
+            if self.scheme == "ahvn":
+                self._hex = f"{self.digest:032x}"
+            else:
+                self._hex = self.key.hexdigest(self.scheme)
+        return self._hex
 
     def entry(
         self, output: Any = ..., expected: Any = ..., metadata: Optional[Dict[str, Any]] = None
@@ -205,6 +216,17 @@ class BaseCache:
     def _put_many(self, items: Sequence[tuple[Call, CacheEntry]], ttl: Any = None) -> None:
         for call, entry in items:
             self._put(call, entry, ttl)
+
+    def _put_results(
+        self,
+        pairs: Sequence[tuple[Call, Any]],
+        metadata: Callable[[], Dict[str, Any]],
+        ttl: Any = None,
+    ) -> None:
+        """Store the results of a batch's memoized calls, ``(call, result)`` pairs, whose
+        lookup just missed (backends may skip building CacheEntry objects, and may expect
+        the rows to be new). ``metadata()`` gives a fresh metadata dict for each entry."""
+        self._put_many([(call, call.entry(result, ..., metadata())) for call, result in pairs], ttl)
 
     def _delete(self, call: Call) -> bool:
         present = self._fetch(call) is not None

@@ -263,14 +263,29 @@ class _Memo:
             MISSING,
         )
 
-    def store_many(self, pairs: Sequence[tuple[Call, Any]]) -> None:
-        items = []
-        for call, result in pairs:
-            kept = self._kept(call, result)
-            if kept is not None:
-                items.append((kept, kept.entry(result, ..., self.metadata())))
-        if items:
-            self._guard("store", lambda: self.cache._put_many(items, self.ttl), None)
+    def calls_for_items(
+        self, head: tuple, items: List[Any], rest: tuple, kwargs: Dict[str, Any]
+    ) -> Optional[List[Call]]:
+        """The call of each batch item (keyed as ``f(*head, [item], *rest, **kwargs)``), or
+        None if one does not bind."""
+        bound = self.binder.key_and_inputs_many(head, items, rest, kwargs or None)
+        if bound is None:
+            return None
+        name, func, scheme = self.name, self.func, self.cache.key_scheme
+        return [Call(key, name, inputs, func, scheme) for key, inputs in bound]
+
+    def store_many(self, calls: Sequence[Call], results: Sequence[Any]) -> None:
+        """Store each result for its call (a batch's computed items)."""
+        if self.cache_if is None and self.self_name is None:
+            pairs: Sequence[tuple[Call, Any]] = list(zip(calls, results))
+        else:
+            pairs = []
+            for call, result in zip(calls, results):
+                kept = self._kept(call, result)
+                if kept is not None:
+                    pairs.append((kept, result))
+        if pairs:
+            self._guard("store", lambda: self.cache._put_results(pairs, self.metadata, self.ttl), None)
 
     # ------------------------------------------------------------------ sync computing
     def compute(self, call: Call, args: tuple, kwargs: Dict[str, Any], content_hash: Any = None) -> Any:
@@ -729,33 +744,37 @@ def batch_memoize(cache: BaseCache, func: Any, **opts: Any) -> Any:
             return None
         head, batch, rest = args[:lead], args[lead], args[lead + 1 :]
         items = list(batch)
-        calls = []
-        for x in items:
-            call = memo.call_for((*head, [x], *rest), kwargs)
-            if call is None:
-                return None
-            calls.append(call)
+        calls = memo.calls_for_items(head, items, rest, kwargs)
+        if calls is None:
+            return None
         values = memo._guard("lookup", lambda: cache._fetch_many(calls), [MISSING] * len(calls))
-        todo: List[int] = []
-        seen: Dict[_core.Key, int] = {}
-        for i, (c, v) in enumerate(zip(calls, values)):
-            if v is MISSING and c.key not in seen:
-                seen[c.key] = i
+        missed = [i for i, v in enumerate(values) if v is MISSING]
+        memo.hits += len(values) - len(missed)
+        memo.misses += len(missed)
+        if len({calls[i].key for i in missed}) == len(missed):
+            return items, calls, values, (head, rest, missed, False)
+        todo: List[int] = []  # a repeated item is computed once, at its first place
+        seen = set()
+        for i in missed:
+            if calls[i].key not in seen:
+                seen.add(calls[i].key)
                 todo.append(i)
-        hits = sum(1 for v in values if v is not MISSING)
-        memo.hits += hits
-        memo.misses += len(values) - hits
-        return items, calls, values, (head, rest, todo)
+        return items, calls, values, (head, rest, todo, True)
 
-    def finish(items: list, calls: list, values: list, todo: list, outs: Any) -> list:
+    def finish(calls: list, values: list, todo: list, repeats: bool, outs: Any) -> list:
         outs = list(outs)
         if len(outs) != len(todo):
             raise ValueError(
                 f"{memo.name} returned {len(outs)} results for {len(todo)} items; it must return one per item"
             )
-        by_key = {calls[i].key: out for i, out in zip(todo, outs)}
-        memo.store_many([(calls[i], out) for i, out in zip(todo, outs)])
-        return [by_key[c.key] if v is MISSING else v for c, v in zip(calls, values)]
+        memo.store_many([calls[i] for i in todo], outs)
+        if repeats:
+            by_key = {calls[i].key: out for i, out in zip(todo, outs)}
+            return [by_key[c.key] if v is MISSING else v for c, v in zip(calls, values)]
+        results = list(values)
+        for i, out in zip(todo, outs):
+            results[i] = out
+        return results
 
     if inspect.iscoroutinefunction(func):
 
@@ -763,11 +782,11 @@ def batch_memoize(cache: BaseCache, func: Any, **opts: Any) -> Any:
             p = plan(args, kwargs) if _core.is_enabled() else None
             if p is None:
                 return await func(*args, **kwargs)
-            items, calls, values, (head, rest, todo) = p
+            items, calls, values, (head, rest, todo, repeats) = p
             if not todo:
                 return values
             outs = await func(*head, [items[i] for i in todo], *rest, **kwargs)
-            return finish(items, calls, values, todo, outs)
+            return finish(calls, values, todo, repeats, outs)
 
     else:
 
@@ -775,11 +794,11 @@ def batch_memoize(cache: BaseCache, func: Any, **opts: Any) -> Any:
             p = plan(args, kwargs) if _core.is_enabled() else None
             if p is None:
                 return func(*args, **kwargs)
-            items, calls, values, (head, rest, todo) = p
+            items, calls, values, (head, rest, todo, repeats) = p
             if not todo:
                 return values
             outs = func(*head, [items[i] for i in todo], *rest, **kwargs)
-            return finish(items, calls, values, todo, outs)
+            return finish(calls, values, todo, repeats, outs)
 
     functools.update_wrapper(wrapper, func)
     _attach(wrapper, memo)

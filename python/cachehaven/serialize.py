@@ -89,6 +89,7 @@ import hashlib
 import hmac
 import json
 import math
+import operator
 import os
 import pathlib
 import pickle
@@ -97,7 +98,7 @@ import struct
 import uuid
 import zoneinfo
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, Union, runtime_checkable
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 from . import _core
 from ._core import RawKey
@@ -117,6 +118,7 @@ __all__ = [
     "Serializer",
     "dump_record",
     "encode_record",
+    "encode_results",
     "from_jsonable",
     "load_record",
     "load_value",
@@ -1236,6 +1238,41 @@ def encode_record(
     if data is not None:
         return data  # type: ignore[no-any-return]
     return _json_bytes(record_to_jsonable(Record(entry, key, expires_at)))
+
+
+def encode_results(
+    pairs: Sequence[Tuple[Any, Any]],
+    metadata: Dict[str, Any],
+    expires_at: Optional[float],
+    serializer: Serializer,
+) -> List[bytes]:
+    """The record :func:`encode_record` gives for each ``(call, result)`` pair of a batch of
+    memoized calls (a call has ``func``, ``inputs`` and ``key``, a ``_core.Key``; the entry's
+    ``output`` is the result, its ``expected`` unset), in order. Records of plain data are
+    written by the native core in one call for the whole batch; an unstorable value raises
+    SerializationError before any record is returned."""
+    calls = [call for call, _ in pairs]
+    funcs = list(map(_FUNC, calls))
+    inputs = list(map(_INPUTS, calls))
+    outputs = [result for _, result in pairs]
+    keys = list(map(_KEY, calls))
+    if type(serializer) is JsonSerializer:
+        records = _core.record_encode_results(funcs, inputs, outputs, metadata, keys, expires_at)
+        if None not in records:
+            return records  # type: ignore[return-value]
+    else:
+        records = [None] * len(calls)
+    return [
+        record
+        if record is not None
+        else encode_record(
+            CacheEntry(funcs[i], inputs[i], outputs[i], ..., metadata), keys[i].bytes, expires_at, serializer
+        )
+        for i, record in enumerate(records)
+    ]
+
+
+_FUNC, _INPUTS, _KEY = operator.attrgetter("func"), operator.attrgetter("inputs"), operator.attrgetter("key")
 
 
 def load_record(data: bytes, serializer: Serializer) -> Record:

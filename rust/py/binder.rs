@@ -555,6 +555,35 @@ impl Binder {
         )))
     }
 
+    /// `key_and_inputs` of `f(*head, [item], *rest, **kwargs)` for each item of a batch (how
+    /// `batch_memoize` keys an item): a list of `(Key, inputs)`, or `None` as soon as one call
+    /// does not bind.
+    fn key_and_inputs_many<'py>(
+        &self,
+        py: Python<'py>,
+        head: &Bound<'py, PyTuple>,
+        items: &Bound<'py, PyList>,
+        rest: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        let out = PyList::empty(py);
+        let at = head.len();
+        let mut args: Vec<Bound<'py, PyAny>> = head.iter().collect();
+        args.push(py.None().into_bound(py));
+        args.extend(rest.iter());
+        // a snapshot: the items are read while Python code (a `__cache_key__`) may run
+        let items: Vec<Bound<'py, PyAny>> = items.iter().collect();
+        for item in items {
+            args[at] = PyList::new(py, [item])?.into_any();
+            let call = PyTuple::new(py, &args)?;
+            match self.key_and_inputs(py, &call, kwargs)? {
+                Some(bound) => out.append(bound)?,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// The stand-in stored for a method's `self` in entries: its canonical bytes, exactly as
     /// keys encode it, under a readable label.
     fn self_key(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<super::key::RawKey> {

@@ -57,10 +57,23 @@ impl Key {
     /// The 128-bit digest of the canonical bytes: `"blake3"` (default) or `"md5"`.
     #[pyo3(signature = (scheme = "blake3"))]
     fn digest(&self, scheme: &str) -> PyResult<u128> {
-        let s = Scheme::parse(scheme).ok_or_else(|| {
-            PyValueError::new_err(format!("scheme must be 'blake3' or 'md5', not {scheme:?}"))
-        })?;
-        Ok(s.digest(&self.bytes))
+        Ok(parse_scheme(scheme)?.digest(&self.bytes))
+    }
+
+    /// The digest as 32 lowercase hex digits (``f"{key.digest(scheme):032x}"``): the
+    /// storage key of the persistent backends, at a fraction of the cost of formatting it.
+    #[pyo3(signature = (scheme = "blake3"))]
+    fn hexdigest<'py>(&self, py: Python<'py>, scheme: &str) -> PyResult<Bound<'py, PyString>> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = parse_scheme(scheme)?.digest(&self.bytes).to_be_bytes();
+        let mut out = [0u8; 32];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(digest) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 15)];
+        }
+        // the digits are ASCII
+        let text = std::str::from_utf8(&out).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(PyString::new(py, text))
     }
 
     fn __hash__(&self) -> isize {
@@ -92,6 +105,12 @@ impl Key {
         let args = PyTuple::new(py, [PyBytes::new(py, &slf.get().bytes)])?;
         PyTuple::new(py, [cls.into_any(), args.into_any()])
     }
+}
+
+fn parse_scheme(scheme: &str) -> PyResult<Scheme> {
+    Scheme::parse(scheme).ok_or_else(|| {
+        PyValueError::new_err(format!("scheme must be 'blake3' or 'md5', not {scheme:?}"))
+    })
 }
 
 /// Write the canonical call bytes for `func` + `inputs` into `buf`.

@@ -40,7 +40,7 @@ mod _core {
     #[pymodule_export]
     use super::memo::{is_enabled, set_enabled, BoundMemoized, Memoized};
     #[pymodule_export]
-    use super::record::{py_record_decode, py_record_encode};
+    use super::record::{py_record_decode, py_record_encode, py_record_encode_results};
     #[pymodule_export]
     use super::store::{py_estimate_size, KeyedValue, PyStore};
 

@@ -11,8 +11,12 @@
 //! functions never decide what is valid: they only skip the Python walk where it would give
 //! the same result.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PyString, PyTuple};
+use smallvec::SmallVec;
+
+use super::key::Key;
 
 /// The record layout version written and read here (`serialize.RECORD_VERSION`).
 const RECORD_VERSION: i64 = 1;
@@ -29,25 +33,31 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 /// Standard base64 with padding (`binascii.b2a_base64(data, newline=False)`).
 fn b64_encode(data: &[u8], out: &mut Vec<u8>) {
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(B64[(n >> 18) as usize & 63]);
-        out.push(B64[(n >> 12) as usize & 63]);
-        out.push(if chunk.len() > 1 {
-            B64[(n >> 6) as usize & 63]
-        } else {
-            b'='
-        });
-        out.push(if chunk.len() > 2 {
-            B64[n as usize & 63]
-        } else {
-            b'='
-        });
+    fn quad(n: u32) -> [u8; 4] {
+        [
+            B64[(n >> 18) as usize & 63],
+            B64[(n >> 12) as usize & 63],
+            B64[(n >> 6) as usize & 63],
+            B64[n as usize & 63],
+        ]
+    }
+    out.reserve(data.len().div_ceil(3) * 4);
+    let mut chunks = data.chunks_exact(3);
+    for c in &mut chunks {
+        out.extend_from_slice(&quad(
+            (u32::from(c[0]) << 16) | (u32::from(c[1]) << 8) | u32::from(c[2]),
+        ));
+    }
+    match *chunks.remainder() {
+        [a] => {
+            out.extend_from_slice(&quad(u32::from(a) << 16)[..2]);
+            out.extend_from_slice(b"==");
+        }
+        [a, b] => {
+            out.extend_from_slice(&quad((u32::from(a) << 16) | (u32::from(b) << 8))[..3]);
+            out.push(b'=');
+        }
+        _ => {}
     }
 }
 
@@ -110,37 +120,96 @@ impl From<PyErr> for Skip {
     }
 }
 
+/// Whether any of the 8 bytes of `w` needs escaping in a JSON string: a control character
+/// (below 0x20), `"` or `\` (exact: each test is the classic "has a byte below n" bit trick).
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    (below(w, 0x20) | below(quote, 1) | below(backslash, 1)) != 0
+}
+
+/// How `json` escapes each byte in a string: 0 (as is), the letter after the backslash, or
+/// `u` for `\u00xx`.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = b'u';
+        c += 1;
+    }
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t
+};
+
 /// A JSON string as `json`'s C encoder writes it with `ensure_ascii=False`: `"` and `\`
 /// escaped, `\b \f \n \r \t` by name, other control characters as `\u00xx`; the rest as is.
 fn write_str(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
     let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(c >> 4)]);
-            out.push(HEX[usize::from(c & 15)]);
-        } else {
-            out.extend_from_slice(esc);
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    // the common case: runs of 8 bytes with nothing to escape are skipped a word at a time
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[i..i + 8]);
+        if word_needs_escape(u64::from_le_bytes(word)) {
+            break;
         }
-        start = i + 1;
+        i += 8;
+    }
+    let mut start = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let e = ESCAPE[usize::from(c)];
+        if e != 0 {
+            out.extend_from_slice(&bytes[start..i]);
+            if e == b'u' {
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 15)],
+                ]);
+            } else {
+                out.extend_from_slice(&[b'\\', e]);
+            }
+            start = i + 1;
+        }
+        i += 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// An integer in decimal, as `str(int)` writes it.
+fn write_int(v: i64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A float as Python's `repr` (what `json` writes for a finite float).
@@ -162,7 +231,7 @@ fn write_value(obj: &Bound<'_, PyAny>, depth: usize, out: &mut Vec<u8>) -> Resul
         if !(-SAFE_INT..=SAFE_INT).contains(&v) {
             return Err(Skip::Python);
         }
-        out.extend_from_slice(v.to_string().as_bytes());
+        write_int(v, out);
     } else if obj.is_none() {
         out.extend_from_slice(b"null");
     } else if obj.is_exact_instance_of::<PyBool>() {
@@ -195,7 +264,7 @@ fn write_dict(d: &Bound<'_, PyDict>, depth: usize, out: &mut Vec<u8>) -> Result<
     }
     // Snapshot the items: no Python code runs while they are written (every type accepted
     // is exact and builtin), but a copy keeps the walk independent of the dict either way.
-    let items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = d.iter().collect();
+    let items: SmallVec<[(Bound<'_, PyAny>, Bound<'_, PyAny>); 8]> = d.iter().collect();
     out.push(b'{');
     for (i, (k, v)) in items.iter().enumerate() {
         let key = k.cast_exact::<PyString>().map_err(|_| Skip::Python)?;
@@ -229,14 +298,71 @@ pub fn py_record_encode<'py>(
     key: &Bound<'py, PyAny>,
     expires_at: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let Ok(key) = key.cast_exact::<PyBytes>() else {
+        return Ok(None);
+    };
     let mut out = Vec::with_capacity(192);
     match write_record(
-        func, inputs, output, expected, metadata, key, expires_at, &mut out,
+        func,
+        inputs,
+        output,
+        expected,
+        metadata,
+        key.as_bytes(),
+        expires_at,
+        &mut out,
     ) {
         Ok(()) => Ok(Some(PyBytes::new(py, &out))),
         Err(Skip::Python) => Ok(None),
         Err(Skip::Err(e)) => Err(e),
     }
+}
+
+/// `record_encode` of each result of a batch of memoized calls (no `expected`): `funcs`,
+/// `inputs`, `outputs` and `keys` (the calls' `Key` objects) are parallel lists, `metadata`
+/// and `expires_at` are shared. A list of the records' bytes, with None for each one the
+/// Python writer must take.
+#[pyfunction]
+#[pyo3(name = "record_encode_results")]
+pub fn py_record_encode_results<'py>(
+    py: Python<'py>,
+    funcs: &Bound<'py, PyList>,
+    inputs: &Bound<'py, PyList>,
+    outputs: &Bound<'py, PyList>,
+    metadata: &Bound<'py, PyAny>,
+    keys: &Bound<'py, PyList>,
+    expires_at: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
+    let n = funcs.len();
+    if inputs.len() != n || outputs.len() != n || keys.len() != n {
+        return Err(PyValueError::new_err(
+            "record_encode_results: funcs, inputs, outputs and keys must have the same length",
+        ));
+    }
+    let records = PyList::empty(py);
+    let unset = PyEllipsis::get(py).to_owned().into_any();
+    let mut out = Vec::with_capacity(192);
+    for i in 0..n {
+        let key = keys.get_item(i)?;
+        let key = key.cast::<Key>()?;
+        out.clear();
+        let written = write_record(
+            &funcs.get_item(i)?,
+            &inputs.get_item(i)?,
+            &outputs.get_item(i)?,
+            &unset,
+            metadata,
+            &key.get().bytes,
+            expires_at,
+            &mut out,
+        );
+        match written {
+            Ok(()) => records.append(PyBytes::new(py, &out))?,
+            Err(Skip::Python) => records.append(py.None())?,
+            Err(Skip::Err(e)) => return Err(e),
+        }
+    }
+    Ok(records)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -246,19 +372,15 @@ fn write_record(
     output: &Bound<'_, PyAny>,
     expected: &Bound<'_, PyAny>,
     metadata: &Bound<'_, PyAny>,
-    key: &Bound<'_, PyAny>,
+    key: &[u8],
     expires_at: &Bound<'_, PyAny>,
     out: &mut Vec<u8>,
 ) -> Result<(), Skip> {
-    let key = key
-        .cast_exact::<PyBytes>()
-        .map_err(|_| Skip::Python)?
-        .as_bytes();
     let func = func.cast_exact::<PyString>().map_err(|_| Skip::Python)?;
     let inputs = inputs.cast_exact::<PyDict>().map_err(|_| Skip::Python)?;
     let metadata = metadata.cast_exact::<PyDict>().map_err(|_| Skip::Python)?;
     out.extend_from_slice(b"{\"cachehaven\":");
-    out.extend_from_slice(RECORD_VERSION.to_string().as_bytes());
+    write_int(RECORD_VERSION, out);
     out.extend_from_slice(b",\"func\":");
     write_str(func.to_str().map_err(|_| Skip::Python)?, out);
     out.extend_from_slice(b",\"inputs\":");

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import select
+import struct
 import threading
 import time
 import warnings
@@ -32,6 +33,7 @@ from ..memoize import check_ttl
 from ..serialize import (
     Serializer,
     encode_record,
+    encode_results,
     load_record,
     load_value,
     record_from_jsonable,
@@ -212,6 +214,8 @@ class DatabaseCache(BaseCache):
         self._secrets: List[str] = []
         self._closed = False
         self._next_cleanup = 0.0
+        #: until then (time.monotonic()), batches of missed rows upsert instead of inserting
+        self._upsert_until = 0.0
         self._json_content = False
         self._schema_lock = threading.Lock()
 
@@ -528,35 +532,43 @@ class DatabaseCache(BaseCache):
         self._raw_put_many, self._raw_get_many = self._array_statements()
 
     def _array_statements(self) -> Tuple[Optional[_RawStatement], Optional[_RawStatement]]:
-        """PostgreSQL (cachehaven's layout): a batch upsert and a batch lookup of any number
-        of rows in one statement each, with the rows' columns (or the keys) as array
-        parameters sent in binary (no per-element quoting or hex-escaping of records):
-        ``INSERT ... SELECT * FROM unnest(...) ON CONFLICT ...`` and a join with
-        ``unnest(keys)``. One statement, one plan and one round trip per batch. None elsewhere
-        (MySQL's driver already folds ``executemany`` into multi-row INSERTs; SQLite runs
-        in-process)."""
-        if self.provider != "postgresql" or self._ahvn:
+        """PostgreSQL (cachehaven's layout, psycopg): a batch write and a batch lookup of any
+        number of rows in one statement each, prepared once per connection and run on libpq
+        (see :class:`_PqPutMany` and :class:`_PqGetMany`), with the rows' columns (or the
+        keys) as array parameters in binary: ``INSERT ... SELECT ... FROM unnest(...)`` and a
+        join with ``unnest(keys)``. One statement, one plan and one round trip per batch.
+        None elsewhere (MySQL's driver already folds ``executemany`` into multi-row INSERTs;
+        SQLite runs in-process)."""
+        if self.provider != "postgresql" or self._ahvn or self._engine.dialect.driver != "psycopg":
             return None, None
         q = self._quote
-        table, key, record = q(self.table), q("key"), q("record")
-        cols = ("key", "func", "record", "expires_at")
-        casts = ("text[]", "text[]", "bytea[]", "double precision[]")
-        arrays = ", ".join(f"%({c})b::{cast}" for c, cast in zip(cols, casts))
-        sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in cols[1:])
-        put = (
-            f"INSERT INTO {table} ({', '.join(q(c) for c in cols)}) "
-            f"SELECT * FROM unnest({arrays}) ON CONFLICT ({key}) DO UPDATE SET {sets}"
+        table, key, record, expires_at = q(self.table), q("key"), q("record"), q("expires_at")
+        columns = ", ".join(q(c) for c in ("key", "func", "record", "expires_at"))
+        insert = (
+            f"INSERT INTO {table} ({columns}) SELECT k, f, r, $4::double precision "
+            f"FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(k, f, r)"
         )
-        # a join with the unnested keys, not "key = ANY(keys)": a plan cached while the table
-        # was small (psycopg prepares the statement) filters a sequential scan with the
-        # array, comparing every row with every key (190 ms for 1,000 keys on 20,000 rows);
-        # the join probes the index or hashes the keys at any size
-        live = f"(t.{q('expires_at')} IS NULL OR t.{q('expires_at')} > %(now)s)"
+        sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in ("func", "record", "expires_at"))
+        upsert = f"{insert} ON CONFLICT ({key}) DO UPDATE SET {sets}"
+        # each unnested key probes the primary key (LATERAL ... LIMIT 1 keeps the planner from
+        # flattening the probe into a join): "key = ANY(keys)" under a plan cached while the
+        # table was small filtered a sequential scan with the array, comparing every row with
+        # every key (190 ms for 1,000 keys on 20,000 rows), and a plain join was planned as
+        # a hash join over a sequential scan until the plan cache settled on a generic plan
+        # (7-10 ms instead of 1-1.5 for 1,000 keys on 20,000 rows, for the first five
+        # lookups on every connection)
         get = (
-            f"SELECT t.{key}, t.{record} FROM unnest(%(keys)b::text[]) AS k({key}) "
-            f"JOIN {table} AS t ON t.{key} = k.{key} WHERE {live}"
+            f"SELECT k.{key}, t.{record} FROM unnest($1::text[]) AS k({key}) "
+            f"CROSS JOIN LATERAL (SELECT r.{record} FROM {table} AS r WHERE r.{key} = k.{key} "
+            f"AND (r.{expires_at} IS NULL OR r.{expires_at} > $2::double precision) LIMIT 1) AS t"
         )
-        return _RawStatement.from_text(put, cols), _RawStatement.from_text(get, ("keys", "now"))
+        put_many = _RawStatement.from_text(upsert, ())
+        put_many.native = _PqPutMany(
+            _PqPrepared(b"cachehaven_insert_many", insert), _PqPrepared(b"cachehaven_upsert_many", upsert)
+        )
+        get_many = _RawStatement.from_text(get, ())
+        get_many.native = _PqGetMany(b"cachehaven_get_many", get)
+        return put_many, get_many
 
     def _upsert_statement(self) -> Any:
         t = self._table
@@ -811,7 +823,7 @@ class DatabaseCache(BaseCache):
 
     # ------------------------------------------------------------------ rows <-> entries
     def _storage_key(self, call: Call) -> str:
-        return f"{call.digest:040d}" if self._ahvn else f"{call.digest:032x}"
+        return f"{call.digest:040d}" if self._ahvn else call.hexdigest
 
     def _row(self, call: Call, entry: CacheEntry, ttl: Any) -> Dict[str, Any]:
         """The row to upsert (serialized before anything is written)."""
@@ -921,6 +933,8 @@ class DatabaseCache(BaseCache):
             found = dict(self._raw("get_many", self._raw_get_many, {"keys": unique, "now": now}, True))
         else:
             found = self._run("get_many", select)
+        if not found:
+            return [MISSING] * len(calls)
         values: List[Any] = []
         for call, key in zip(calls, keys):
             payload = found.get(key)
@@ -956,25 +970,67 @@ class DatabaseCache(BaseCache):
         self._cleanup_if_due()
 
     def _put_columns(self, items: Sequence[Tuple[Call, CacheEntry]], ttl: Any) -> None:
-        """The array upsert (PostgreSQL): the rows' columns, serialized before anything is
-        written, with one expiry time for the batch; a later duplicate key wins."""
-        assert self._raw_put_many is not None and self._serializer is not None
+        """The array upsert (PostgreSQL) of entries, serialized before anything is written,
+        with one expiry time for the batch; a later duplicate key wins."""
+        assert self._serializer is not None
         expires_at = self._expires_at(ttl)
         serializer = self._serializer
-        rows: Dict[str, Tuple[str, bytes]] = {}
-        for call, entry in items:
-            record = encode_record(entry, call.key.bytes, expires_at, serializer)
-            rows[self._storage_key(call)] = (_func_column(entry.func), record)
-        if not rows:
+        records = [encode_record(entry, call.key.bytes, expires_at, serializer) for call, entry in items]
+        keys = [self._storage_key(call) for call, _ in items]
+        self._write_arrays(keys, [entry.func for _, entry in items], records, expires_at, False)
+
+    def _put_results(
+        self,
+        pairs: Sequence[Tuple[Call, Any]],
+        metadata: Callable[[], Dict[str, Any]],
+        ttl: Any = None,
+    ) -> None:
+        if self._raw_put_many is None:
+            super()._put_results(pairs, metadata, ttl)
             return
-        columns = {
-            "key": list(rows),
-            "func": [row[0] for row in rows.values()],
-            "record": [row[1] for row in rows.values()],
-            "expires_at": [expires_at] * len(rows),
+        assert self._serializer is not None
+        expires_at = self._expires_at(ttl)
+        records = encode_results(pairs, metadata(), expires_at, self._serializer)  # before any write
+        keys = [self._storage_key(call) for call, _ in pairs]
+        # the lookup just missed these rows: insert them, unless an insert conflicted lately
+        fresh = time.monotonic() >= self._upsert_until
+        self._write_arrays(keys, [call.func for call, _ in pairs], records, expires_at, fresh)
+
+    def _write_arrays(
+        self,
+        keys: List[str],
+        funcs: List[str],
+        records: List[bytes],
+        expires_at: Optional[float],
+        fresh: bool,
+    ) -> None:
+        """Write rows given as parallel lists (storage key, function identity, record) in one
+        statement (PostgreSQL); a later duplicate key wins. With ``fresh`` they are expected
+        to be new: a plain INSERT, which costs the server about a third less than the upsert
+        (no conflict check and speculative insertion per row); if a row exists after all (an
+        expired row not yet cleaned up, another writer), the INSERT fails whole and the
+        upsert runs instead, and for the next :data:`_CLEANUP_EVERY` seconds every batch
+        upserts directly. Rows go in key order, so concurrent writers of overlapping batches
+        wait for each other instead of deadlocking."""
+        if not keys:
+            return
+        if len(set(keys)) == len(keys):
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+        else:
+            last = {key: i for i, key in enumerate(keys)}
+            order = sorted(last.values(), key=keys.__getitem__)
+        columns = {func: _func_column(func) for func in set(funcs)}
+        values = {
+            "keys": [keys[i] for i in order],
+            "funcs": [columns[funcs[i]] for i in order],
+            "records": [records[i] for i in order],
+            "expires_at": expires_at,
             "now": time.time(),
+            "fresh": fresh,
         }
-        self._raw("set_many", self._raw_put_many, columns, False)
+        assert self._raw_put_many is not None
+        if self._raw("set_many", self._raw_put_many, values, False):
+            self._upsert_until = time.monotonic() + _CLEANUP_EVERY
 
     def _delete(self, call: Call) -> bool:
         key = self._storage_key(call)
@@ -1121,7 +1177,7 @@ class _RawStatement:
         self.sql: str = str(compiled)
         self.positional: bool = bool(compiled.positional)
         self.names: Tuple[str, ...] = tuple(compiled.positiontup or ()) if self.positional else ()
-        self.native: Optional[Union[_PqQuery, _MysqlclientQuery]] = None
+        self.native: Optional[Union[_PqQuery, _PqGetMany, _PqPutMany, _MysqlclientQuery]] = None
 
     @classmethod
     def from_text(cls, sql: str, names: Tuple[str, ...]) -> _RawStatement:
@@ -1138,48 +1194,111 @@ class _RawStatement:
         return values
 
 
-class _PqQuery:
-    """A one-column ``bytea`` query run on psycopg's libpq connection (``pgconn``) instead of
-    a cursor: the hit's SELECT, where psycopg's Python layer (query conversion, adaptation,
-    the prepared-statement cache, result loading) costs more than the round trip itself.
+class _PqPrepared:
+    """A statement run on psycopg's libpq connection (``pgconn``) instead of a cursor,
+    where psycopg's Python layer (query conversion, adaptation, the prepared-statement
+    cache, result loading) costs more than the round trip itself.
 
     It is prepared once per connection under a fixed name (a server-side prepared
-    statement: no parse or plan per call), then each call sends the name and the parameters
-    as text and reads the result in binary (the record's bytes as they are). The wait for
-    the reply is a ``poll`` in Python, so a signal (Ctrl-C) interrupts it as it interrupts a
-    cursor; the connection is then discarded. The connection is in autocommit mode, so no
-    transaction is left open, whatever the result."""
+    statement: no parse or plan per call), then each call sends the name and the
+    parameters. The wait for the reply is a ``poll`` in Python, so a signal (Ctrl-C)
+    interrupts it as it interrupts a cursor; the connection is then discarded. The
+    connection is in autocommit mode, so no transaction is left open, whatever the result."""
 
-    __slots__ = ("name", "names", "sql")
+    __slots__ = ("name", "sql")
 
-    def __init__(self, name: bytes, sql: str, names: Tuple[str, ...]) -> None:
+    def __init__(self, name: bytes, sql: str) -> None:
         self.name = name
         self.sql = sql.encode("utf-8")
-        self.names = names
 
-    def run(self, raw: Any, values: Dict[str, Any]) -> List[Tuple[Any, ...]]:
-        """The rows of the query on the pooled connection ``raw``; raises psycopg's error."""
+    def execute(self, raw: Any, params: List[Optional[bytes]], formats: Optional[List[int]]) -> Any:
+        """The result (binary) of the statement with ``params`` on the pooled connection
+        ``raw``, failed or not; raises psycopg's error only if it cannot be prepared."""
         pgconn = raw.dbapi_connection.pgconn
         info = raw.info  # per DBAPI connection: cleared when the connection is replaced
         if self.name not in info:
             self._prepare(raw, pgconn)
             info[self.name] = True
-        params = [_pq_text(values[n]) for n in self.names]
         for attempt in (0, 1):
-            pgconn.send_query_prepared(self.name, params, None, 1)
+            pgconn.send_query_prepared(self.name, params, formats, 1)
             result = _pq_wait(pgconn)
-            if result.status == _PQ_TUPLES_OK:
-                return [(result.get_value(i, 0),) for i in range(result.ntuples)]
             if attempt or result.error_field(_PQ_SQLSTATE) != b"26000":
                 break
             self._prepare(raw, pgconn)  # not prepared on this connection after all
-        raise _pq_error(raw, result)
+        return result
 
     def _prepare(self, raw: Any, pgconn: Any) -> None:
         pgconn.send_prepare(self.name, self.sql, None)
         result = _pq_wait(pgconn)
         if result.status != _PQ_COMMAND_OK and result.error_field(_PQ_SQLSTATE) != b"42P05":  # exists
             raise _pq_error(raw, result)
+
+
+class _PqQuery(_PqPrepared):
+    """A one-column ``bytea`` query on libpq (the hit's SELECT): parameters ``names`` sent
+    as text, the result read in binary (the record's bytes as they are)."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, name: bytes, sql: str, names: Tuple[str, ...]) -> None:
+        super().__init__(name, sql)
+        self.names = names
+
+    def run(self, raw: Any, values: Dict[str, Any]) -> List[Tuple[Any, ...]]:
+        """The rows of the query on the pooled connection ``raw``; raises psycopg's error."""
+        result = self.execute(raw, [_pq_text(values[n]) for n in self.names], None)
+        if result.status != _PQ_TUPLES_OK:
+            raise _pq_error(raw, result)
+        return [(result.get_value(i, 0),) for i in range(result.ntuples)]
+
+
+class _PqGetMany(_PqPrepared):
+    """The batch lookup on libpq: ``values["keys"]`` (storage keys) as a binary ``text[]``
+    and ``values["now"]``; gives ``(key, record)`` rows."""
+
+    __slots__ = ()
+
+    def run(self, raw: Any, values: Dict[str, Any]) -> List[Tuple[str, bytes]]:
+        params = [_pq_text_array(values["keys"]), _pq_float8(values["now"])]
+        result = self.execute(raw, params, [1, 1])
+        if result.status != _PQ_TUPLES_OK:
+            raise _pq_error(raw, result)
+        get = result.get_value
+        return [(get(i, 0).decode("utf-8"), get(i, 1)) for i in range(result.ntuples)]
+
+
+class _PqPutMany:
+    """The batch write on libpq: the rows' columns ``values["keys"]``, ``["funcs"]``,
+    ``["records"]`` as binary arrays and ``values["expires_at"]``; with ``values["fresh"]``
+    a plain INSERT first, and the upsert if a row exists after all (PostgreSQL's
+    unique_violation: the failed INSERT wrote nothing). Returns whether it fell back."""
+
+    __slots__ = ("insert", "upsert")
+
+    def __init__(self, insert: _PqPrepared, upsert: _PqPrepared) -> None:
+        self.insert = insert
+        self.upsert = upsert
+
+    def run(self, raw: Any, values: Dict[str, Any]) -> bool:
+        params = [
+            _pq_text_array(values["keys"]),
+            _pq_text_array(values["funcs"]),
+            _pq_array(_PQ_BYTEA_OID, values["records"]),
+            _pq_float8(values["expires_at"]),
+        ]
+        formats = [1, 1, 1, 1]
+        fell_back = False
+        if values["fresh"]:
+            result = self.insert.execute(raw, params, formats)
+            if result.status == _PQ_COMMAND_OK:
+                return False
+            if result.error_field(_PQ_SQLSTATE) != b"23505":  # unique_violation
+                raise _pq_error(raw, result)
+            fell_back = True
+        result = self.upsert.execute(raw, params, formats)
+        if result.status != _PQ_COMMAND_OK:
+            raise _pq_error(raw, result)
+        return fell_back
 
 
 class _MysqlclientQuery:
@@ -1205,6 +1324,40 @@ class _MysqlclientQuery:
         conn.query(self.sql % params)
         result = conn.store_result()
         return list(result.fetch_row(0)) if result is not None else []
+
+
+_PQ_TEXT_OID = 25
+_PQ_BYTEA_OID = 17
+_PQ_ARRAY_HEAD = struct.Struct("!iiIii").pack  # dimensions, has-nulls flag, element type, size, lower bound
+_PQ_INT4 = struct.Struct("!i").pack
+_PQ_FLOAT8 = struct.Struct("!d").pack
+
+
+def _pq_array(oid: int, items: Sequence[bytes]) -> bytes:
+    """A one-dimensional array of non-null elements (each given in binary) in PostgreSQL's
+    binary format: the header, then each element's length and bytes."""
+    parts: List[Optional[bytes]] = [None] * (2 * len(items))
+    parts[0::2] = map(_PQ_INT4, map(len, items))
+    parts[1::2] = items
+    return _PQ_ARRAY_HEAD(1, 0, oid, len(items), 1) + b"".join(parts)  # type: ignore[arg-type]
+
+
+def _pq_text_array(texts: Sequence[str]) -> bytes:
+    """A ``text[]`` in binary. ASCII texts all of one length (storage keys, a batch's
+    function identity) are written in one pass: the array body is then the texts, each
+    after the same length field, as Latin-1 (which is their UTF-8)."""
+    lengths = set(map(len, texts))
+    if len(lengths) == 1:
+        field = _PQ_INT4(lengths.pop()).decode("latin-1")
+        body = field + field.join(texts)
+        if body.isascii():
+            return _PQ_ARRAY_HEAD(1, 0, _PQ_TEXT_OID, len(texts), 1) + body.encode("latin-1")
+    return _pq_array(_PQ_TEXT_OID, [t.encode("utf-8") for t in texts])
+
+
+def _pq_float8(value: Optional[float]) -> Optional[bytes]:
+    """A ``double precision`` parameter in binary (None is NULL)."""
+    return None if value is None else _PQ_FLOAT8(value)
 
 
 def _pq_text(value: Any) -> Optional[bytes]:
@@ -1269,6 +1422,11 @@ def _sqlite_file_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _cachehaven_table(name: str) -> Any:
+    """cachehaven's table. The keys and identities compare bytewise (MySQL's ``*_bin``,
+    PostgreSQL's ``"C"`` collation: the index never calls the locale's collation), and on
+    PostgreSQL the ``expires_at`` index holds only rows that expire (the cleanup is all that
+    reads it), so storing an entry without a TTL does not touch it. These are choices for
+    tables created from here on; tables created before work as they are."""
     mysql_variants = ("mysql", "mariadb")
     metadata = sa.MetaData()
     return sa.Table(
@@ -1276,16 +1434,18 @@ def _cachehaven_table(name: str) -> Any:
         metadata,
         sa.Column(
             "key",
-            sa.String(32).with_variant(
-                sa_mysql.VARCHAR(32, charset="ascii", collation="ascii_bin"), *mysql_variants
-            ),
+            sa.String(32)
+            .with_variant(sa_mysql.VARCHAR(32, charset="ascii", collation="ascii_bin"), *mysql_variants)
+            .with_variant(sa_pg.VARCHAR(32, collation="C"), "postgresql"),
             primary_key=True,
         ),
         sa.Column(
             "func",
-            sa.String(_FUNC_LEN).with_variant(
+            sa.String(_FUNC_LEN)
+            .with_variant(
                 sa_mysql.VARCHAR(_FUNC_LEN, charset="utf8mb4", collation="utf8mb4_bin"), *mysql_variants
-            ),
+            )
+            .with_variant(sa_pg.VARCHAR(_FUNC_LEN, collation="C"), "postgresql"),
             nullable=False,
         ),
         sa.Column(
@@ -1293,7 +1453,7 @@ def _cachehaven_table(name: str) -> Any:
         ),
         sa.Column("expires_at", sa.Double(), nullable=True),
         sa.Index(f"ix_{name}_func", "func"),
-        sa.Index(f"ix_{name}_expires_at", "expires_at"),
+        sa.Index(f"ix_{name}_expires_at", "expires_at", postgresql_where=sa.text("expires_at IS NOT NULL")),
         **_MYSQL_TABLE,
     )
 
