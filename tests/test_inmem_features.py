@@ -535,3 +535,141 @@ def test_hooks_run_outside_the_store_lock_under_threads():
         t.join(60)
     assert not errors and counts["evict"] >= 1200 - 8 - 1
     assert len(cache) <= 8
+
+
+# ---------------------------------------------------------------------- native misses
+
+
+def _memoized_session(**opts):
+    """Entries, counters, events and stats after the same calls of a memoized function and
+    method on a fresh cache (with ``opts`` for both)."""
+    cache = InMemCache(events=50)
+
+    @cache.memoize(annotation={"team": "a"}, ttl=60, **opts)
+    def f(x, y=2, *rest, **kw):
+        return [x, y, rest, kw]
+
+    class Model:
+        def __init__(self, n):
+            self.n = n
+
+        def __cachehaven_key__(self):
+            return self.n
+
+        @cache.memoize(cache_if=lambda r: r > 0, **opts)
+        def predict(self, x):
+            return self.n * x
+
+    m = Model(3)
+    for _ in range(2):
+        f(1), f(1, y=3), f(1, 2, 3, k="v"), m.predict(2), m.predict(0)
+    assert isinstance(f, _core.Memoized)
+    # (not the keys: a method's instance is keyed by a per-object token)
+    entries = sorted((e.func, repr(e.inputs), repr(e.output), e.expected, e.metadata) for e in cache)
+    events = [(e.kind, e.func, repr(e.inputs)) for e in cache.events()]
+    stats = {k: v for k, v in cache.stats().items() if k != "memory"}
+    return entries, f.cache_info(), m.predict.cache_info(), events, stats
+
+
+def test_native_misses_store_what_the_python_miss_path_stores():
+    # a plain function's misses are computed and stored by the native wrapper; with
+    # fail_open they come back to Python (memoize.py): nothing a user sees may differ
+    native, python = _memoized_session(), _memoized_session(fail_open=True)
+    assert native == python
+    entries = native[0]
+    assert len(entries) == 4  # predict(0) was rejected by cache_if
+    assert all(e[4] in ({"annotation": {"team": "a"}}, {}) for e in entries)
+
+
+def test_each_native_entry_has_its_own_metadata():
+    cache = InMemCache()
+
+    @cache.memoize(annotation={"team": "a"})
+    def f(x):
+        return x
+
+    @cache.memoize
+    def g(x):
+        return x
+
+    f(1), f(2), g(1), g(2)
+    fa, fb = (e for e in cache if e.func == f.__cachehaven_name__)
+    assert fa.metadata == fb.metadata == {"annotation": {"team": "a"}}
+    assert fa.metadata is not fb.metadata
+    assert fa.metadata["annotation"] is not fb.metadata["annotation"]
+    ga, _ = (e for e in cache if e.func == g.__cachehaven_name__)
+    ga.metadata["note"] = "mine"
+    assert [e.metadata for e in cache if e.func == g.__cachehaven_name__] == [{}, {}]
+
+
+def test_a_subclass_that_stores_results_its_own_way_gets_every_miss():
+    seen = []
+
+    class Recording(InMemCache):
+        def _put_result(self, call, result, metadata, ttl=None, **extras):
+            seen.append((call.inputs, result))
+            super()._put_result(call, result, metadata, ttl, **extras)
+
+    cache = Recording()
+
+    @cache.memoize
+    def f(x):
+        return x * 2
+
+    assert [f(1), f(1), f(2)] == [2, 2, 4]
+    assert seen == [({"x": 1}, 2), ({"x": 2}, 4)]
+    assert f.cache_info().hits == 1
+
+
+def test_records_of_atomic_values_are_left_out_of_the_garbage_collector():
+    # the collector would traverse every stored record at each full collection; a record
+    # that can never be in a reference cycle is untracked, as CPython does for such tuples
+    import gc
+
+    cache = InMemCache()
+
+    @cache.memoize
+    def f(x, y=None):
+        return x if y is None else [x]
+
+    @cache.memoize(annotation={"team": "a"})
+    def g(x):
+        return x
+
+    f(1), f("s"), f(2, y=1), f([1, 2]), g(3)
+    tracked = {repr(r[2]): gc.is_tracked(r) for r in cache.store._records()}
+    assert tracked == {
+        "{'x': 1, 'y': None}": False,
+        "{'x': 's', 'y': None}": False,
+        "{'x': 2, 'y': 1}": True,  # a list result
+        "{'x': [1, 2], 'y': None}": True,  # a list argument
+        "{'x': 3}": True,  # metadata (a dict holding a dict)
+    }
+    for entry in cache:
+        entry.inputs["x"] = ["changed"]  # entries hand out copies of the stored inputs
+    assert sorted(repr(e.inputs) for e in cache) == sorted(tracked)
+    assert not any(gc.is_tracked(r[2]) for r in cache.store._records() if r[2]["x"] != [1, 2])
+
+
+def test_a_cycle_through_a_stored_result_is_still_collected():
+    import gc
+    import weakref
+
+    class Handle:
+        def __init__(self, owner):
+            self.owner = owner
+
+    def make():
+        cache = InMemCache()
+
+        @cache.memoize
+        def f(x):
+            return Handle(cache)  # result -> cache -> store -> record -> result
+
+        f(1)
+        assert all(gc.is_tracked(r) for r in cache.store._records())
+        return weakref.ref(cache)
+
+    gone = make()
+    gc.collect()
+    assert gone() is None

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from cachehaven import _core
+
 N_THREADS = 8
 
 
@@ -232,3 +234,79 @@ async def test_cancelled_waiter_does_not_break_the_leader(cache):
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert calls == [3]
+
+
+# ---------------------------------------------------------------------- the Flight itself
+
+
+def _lead_in_background(flight, key, result="leader"):
+    """Start a thread leading ``key``'s flight until the returned event is set."""
+    started, release = threading.Event(), threading.Event()
+    out = {}
+
+    def compute():
+        started.set()
+        assert release.wait(10)
+        return result
+
+    t = threading.Thread(target=lambda: out.setdefault("r", flight.run(key, compute)))
+    t.start()
+    assert started.wait(10)
+    return t, release, out
+
+
+def test_try_run_returns_at_once_while_its_key_is_in_flight():
+    flight = _core.Flight()
+    key, other = _core.call_key("f", {"x": 1}), _core.call_key("f", {"x": 2})
+    t, release, out = _lead_in_background(flight, key)
+    assert len(flight) == 1
+    ran = []
+    assert flight.try_run(key, lambda: ran.append("same key")) is False
+    assert flight.try_run(other, lambda: ran.append("other key")) is True
+    assert ran == ["other key"]
+    release.set()
+    t.join(10)
+    assert out["r"] == "leader"
+    assert len(flight) == 0
+
+
+@pytest.mark.parametrize("outcome", ["value", "error"])
+def test_waiters_get_the_leaders_value_or_exception_object_and_the_flight_ends(outcome):
+    flight = _core.Flight()
+    key = _core.call_key("f", {"x": 1})
+    arrivals = Arrivals(N_THREADS)
+    calls = []
+    error = RuntimeError("leader failed")
+
+    def compute():
+        calls.append(1)
+        arrivals.wait_for_everyone()
+        if outcome == "error":
+            raise error
+        return {"shared": True}
+
+    def call():
+        arrivals.arrive()
+        return flight.run(key, compute)
+
+    results, errors = _run_threads(call)
+    assert calls == [1]
+    if outcome == "value":
+        assert errors == [None] * N_THREADS
+        assert all(r is results[0] for r in results), "every caller gets the leader's object"
+    else:
+        assert all(e is error for e in errors), errors
+    assert len(flight) == 0
+
+
+def test_a_flight_reentered_by_its_own_thread_computes_directly():
+    flight = _core.Flight()
+    key = _core.call_key("f", {"x": 1})
+    inner = []
+
+    def outer():
+        assert flight.try_run(key, lambda: inner.append("prefetch")) is False
+        return flight.run(key, lambda: "inner") + " in outer"
+
+    assert flight.run(key, outer) == "inner in outer"
+    assert inner == [] and len(flight) == 0

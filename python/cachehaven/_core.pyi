@@ -62,6 +62,9 @@ class Binder:
         call does not bind."""
     def self_key(self, obj: Any) -> RawKey:
         """The stand-in stored for a method's ``self``: its key bytes."""
+    def keyed_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Bound inputs as entries store them: a method's ``self`` as its ``self_key`` (a
+        new dict then; ``inputs`` itself when there is nothing to replace)."""
 
 class RawKey:
     """Stands for an argument by its canonical bytes (a stored method's ``self``)."""
@@ -191,6 +194,22 @@ class Store:
         content_hash: Optional[_ContentHash] = None,
         warmup: bool = False,
     ) -> bool: ...
+    def _put_memo(
+        self,
+        key: Key,
+        result: Any,
+        func: str,
+        inputs: dict[str, Any],
+        metadata: Optional[dict[str, Any]],
+        group: int = 0,
+        ttl: Any = None,
+        *,
+        depends_on: Optional[Iterable[Key]] = None,
+        content_hash: Optional[_ContentHash] = None,
+        warmup: bool = False,
+    ) -> bool:
+        """Store a memoized result as the record ``(result, func, inputs, result, ...,
+        metadata)``."""
     def _remove_raw(self, key: Key) -> bool: ...
     def _invalidate_raw(self, key: Key) -> int: ...
     def _predict_raw(self, key: Key, n: int = 3) -> list[Key]: ...
@@ -204,11 +223,28 @@ class Store:
     def _group_len(self, group: int) -> int: ...
     def _hottest(self, n: int) -> list[Any]: ...
 
+class Flight:
+    """Single-flight for threads: one computation per key at a time."""
+
+    def __init__(self) -> None: ...
+    def run(self, key: Key, compute: Callable[..., Any], *args: Any) -> Any:
+        """``compute(*args)``, at most once at a time per key; concurrent callers share its
+        value or exception."""
+    def try_run(self, key: Key, compute: Callable[[], Any]) -> bool:
+        """Lead ``key``'s flight and return True, or return False at once if it is in flight."""
+    def __len__(self) -> int: ...
+
 class Memoized:
     """A memoized function whose cache hits run entirely in Rust."""
 
     def __init__(
-        self, func: Callable[..., Any], binder: Binder, store: Store, miss: Callable[..., Any]
+        self,
+        func: Callable[..., Any],
+        binder: Binder,
+        store: Store,
+        miss: Callable[..., Any],
+        flight: Flight,
+        plan: Optional[tuple[str, int, Optional[float], Optional[Callable[[Any], bool]], Any]] = None,
     ) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, obj: Any, owner: Any = None) -> Any: ...

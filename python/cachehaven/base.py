@@ -17,7 +17,6 @@ adapt it.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import (
     Any,
     Callable,
@@ -129,7 +128,8 @@ class BaseCache:
     def __init__(self, exclude: Optional[Iterable[str]] = None, *, key_scheme: str = "blake3"):
         self.key_scheme = keys.check_scheme(key_scheme)
         self.set_exclude(exclude)
-        self._flight = _SingleFlight()
+        #: single-flight for threads: one computation per key at a time (``_core.Flight``)
+        self._flight = _core.Flight()
 
     # ------------------------------------------------------------------ configuration
     def set_exclude(self, exclude: Optional[Iterable[str]] = None) -> None:
@@ -638,79 +638,3 @@ class BaseCache:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-
-class _Latch:
-    """A flight in progress: the leader holds ``lock`` until the result is ready."""
-
-    __slots__ = ("error", "lock", "owner", "value")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-        self.owner = threading.get_ident()
-        self.value: Any = None
-        self.error: Optional[BaseException] = None
-
-
-class _SingleFlight:
-    """One computation per key at a time across threads; the others wait for its result.
-
-    Costs one small lock per miss; waiters block on the leader's lock (no polling).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._inflight: Dict[_core.Key, _Latch] = {}
-
-    def run(self, key: _core.Key, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            latch = self._inflight.get(key)
-            if latch is None:
-                latch = self._inflight[key] = _Latch()
-                leader = True
-            else:
-                leader = False
-        if leader:  # the common case, inlined: this is on every miss
-            try:
-                latch.value = compute()
-                return latch.value
-            except BaseException as e:
-                latch.error = e
-                raise
-            finally:
-                with self._lock:
-                    del self._inflight[key]
-                latch.lock.release()
-        if latch.owner == threading.get_ident():
-            return compute()  # the same key re-entered from its own computation
-        latch.lock.acquire()
-        latch.lock.release()
-        if latch.error is not None:
-            raise latch.error
-        return latch.value
-
-    def try_run(self, key: _core.Key, compute: Callable[[], Any]) -> bool:
-        """Run ``compute`` as the leader of ``key``'s flight, unless a flight for ``key`` is
-        already in progress: then return False at once, without waiting (a background
-        prefetch must never block behind a caller's miss; that miss stores the value anyway).
-        Callers that arrive while it runs wait for it as for any leader. Returns True when
-        it ran; ``compute``'s exception propagates (and reaches those waiters)."""
-        with self._lock:
-            if key in self._inflight:
-                return False
-            latch = self._inflight[key] = _Latch()
-        self._lead(key, latch, compute)
-        return True
-
-    def _lead(self, key: _core.Key, latch: _Latch, compute: Callable[[], Any]) -> Any:
-        try:
-            latch.value = compute()
-            return latch.value
-        except BaseException as e:
-            latch.error = e
-            raise
-        finally:
-            with self._lock:
-                del self._inflight[key]
-            latch.lock.release()

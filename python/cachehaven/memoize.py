@@ -6,7 +6,9 @@ under single-flight: concurrent callers with the same key (threads, or asyncio t
 for the one computation and share its result or its exception. Exceptions are never cached.
 
 On ``InMemCache`` a plain sync function gets the native wrapper (``_core.Memoized``), whose
-hit path never leaves Rust; its misses come back here through ``_Memo.native_miss``.
+hit path never leaves Rust; its misses run under the cache's single-flight there too, and
+are stored there unless ``fail_open`` or ``depends_on`` needs this module: then they come
+back here through ``_Memo.native_miss``.
 """
 
 from __future__ import annotations
@@ -171,7 +173,11 @@ class _Memo:
             return self._fall_back("lookup", e, MISSING)
 
     def recheck(self, call: Call) -> Any:
-        return self._guard("lookup", lambda: self.cache._recheck(call), MISSING)
+        # on every miss, inside single-flight: no closure, as in fetch
+        try:
+            return self.cache._recheck(call)
+        except Exception as e:
+            return self._fall_back("lookup", e, MISSING)
 
     def call_for(self, args: tuple, kwargs: Optional[Dict[str, Any]]) -> Optional[Call]:
         bound = self.binder.key_and_inputs(args, kwargs)
@@ -182,22 +188,15 @@ class _Memo:
     def metadata(self) -> Dict[str, Any]:
         return {"annotation": dict(self.annotation)} if self.annotation else {}
 
-    def _record_inputs(self, call: Call) -> Dict[str, Any]:
-        """The inputs to store: a method's ``self`` becomes a ``RawKey`` (its key bytes), so the
-        entry never keeps the instance alive and its key can still be recomputed."""
-        if self.self_name is not None and self.self_name in call.inputs:
-            inputs = dict(call.inputs)
-            inputs[self.self_name] = self.binder.self_key(inputs[self.self_name])
-            return inputs
-        return call.inputs
-
     def _kept(self, call: Call, result: Any) -> Optional[Call]:
-        """The call to store ``result`` under (a method's ``self`` made a ``RawKey``), or None
-        when ``cache_if`` rejects the result."""
+        """The call to store ``result`` under, or None when ``cache_if`` rejects the result. A
+        method's ``self`` becomes a ``RawKey`` (its key bytes) in the stored inputs, so the
+        entry never keeps the instance alive and its key can still be recomputed."""
         if self.cache_if is not None and not self.cache_if(result):
             return None
         if self.self_name is not None:
-            return Call(call.key, call.func, self._record_inputs(call), call.target, call.scheme)
+            inputs = self.binder.keyed_inputs(call.inputs)
+            return Call(call.key, call.func, inputs, call.target, call.scheme)
         return call
 
     def store(
@@ -322,10 +321,21 @@ class _Memo:
         self.cache._flight.try_run(key, compute)
 
     def native_miss(self, key: _core.Key, args: tuple, kwargs: Optional[Dict[str, Any]]) -> Any:
+        """A miss of the native wrapper that it does not store itself (see ``native_plan``);
+        it is already the leader of the key's flight."""
         kwargs = kwargs or {}
         inputs = self.binder.inputs(args, kwargs)
-        call = Call(key, self.name, inputs, self.func, self.cache.key_scheme)
-        return self.cache._flight.run(key, lambda: self.compute(call, args, kwargs))
+        return self.compute(Call(key, self.name, inputs, self.func, self.cache.key_scheme), args, kwargs)
+
+    def native_plan(self, group: int) -> Optional[tuple]:
+        """How the native wrapper stores a miss itself (``_core.Memoized``'s ``plan``): the
+        record ``InMemCache._put_result`` stores, in entry group ``group``. None when an
+        option needs this module: ``fail_open`` (errors become log lines) or ``depends_on``
+        (Python specs to resolve)."""
+        if self.fail_open or self.depends_on is not None:
+            return None
+        metadata = self.metadata if self.annotation else None
+        return (self.name, group, self.ttl, self.cache_if, metadata)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -601,7 +611,7 @@ def _sync_engine(memo: _Memo) -> Callable[..., Any]:
             memo.hits += 1
             return v
         memo.misses += 1
-        return cache._flight.run(call.key, lambda: memo.compute(call, args, kwargs))
+        return cache._flight.run(call.key, memo.compute, call, args, kwargs)
 
     return wrapper
 
@@ -626,9 +636,9 @@ def _featured_sync_engine(memo: _Memo) -> Callable[..., Any]:
             return v
         memo.misses += 1
         if not prefetch:
-            return cache._flight.run(call.key, lambda: memo.compute(call, args, kwargs, h))
+            return cache._flight.run(call.key, memo.compute, call, args, kwargs, h)
         try:
-            return cache._flight.run(call.key, lambda: memo.compute(call, args, kwargs, h))
+            return cache._flight.run(call.key, memo.compute, call, args, kwargs, h)
         finally:
             # after this miss is stored: prefetched results then enter the cache after it,
             # and a prefetch finishing alongside it cannot push it out (or be pushed out)

@@ -66,6 +66,35 @@ pub struct Bound_<'py> {
 }
 
 impl Binder {
+    /// `keyed_inputs`, changing `inputs` in place unless `copy`.
+    pub fn key_self<'py>(
+        &self,
+        inputs: &Bound<'py, PyDict>,
+        copy: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let Some(i) = self.self_index else {
+            return Ok(inputs.clone());
+        };
+        let py = inputs.py();
+        let name = self.params[i].name.bind(py);
+        let Some(obj) = inputs.get_item(name)? else {
+            return Ok(inputs.clone());
+        };
+        let out = if copy { inputs.copy()? } else { inputs.clone() };
+        out.set_item(name, self.self_key(py, &obj)?)?;
+        Ok(out)
+    }
+
+    /// The bound inputs of a call known to bind (see `inputs`).
+    pub fn bound_inputs<'py>(
+        &self,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        self.inputs(args.py(), args, kwargs)?
+            .ok_or_else(|| PyTypeError::new_err("unbound call"))
+    }
+
     /// The function identity.
     pub fn func_name(&self) -> &str {
         &self.func_name
@@ -501,6 +530,14 @@ impl Binder {
         Ok(Some(out))
     }
 
+    /// `inputs` (bound inputs of this function) as entries store them: a method's `self`
+    /// replaced by its `self_key`, so that an entry never keeps the instance alive and its
+    /// key can still be recomputed. A new dict when something was replaced; `inputs` itself
+    /// for a plain function or when `self` is not among them.
+    fn keyed_inputs<'py>(&self, inputs: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+        self.key_self(inputs, true)
+    }
+
     /// Key and inputs together (one binding): `(Key, inputs)` or `None`.
     fn key_and_inputs<'py>(
         &self,
@@ -512,10 +549,10 @@ impl Binder {
         if !self.encode_call(py, args, kwargs, &mut buf)? {
             return Ok(None);
         }
-        let inputs = self
-            .inputs(py, args, kwargs)?
-            .ok_or_else(|| PyTypeError::new_err("unbound call"))?;
-        Ok(Some((Key::from_buf(&buf), inputs)))
+        Ok(Some((
+            Key::from_buf(&buf),
+            self.bound_inputs(args, kwargs)?,
+        )))
     }
 
     /// `key_and_inputs` of `f(*head, [item], *rest, **kwargs)` for each item of a batch (how

@@ -1,24 +1,28 @@
 //! The native memoized callable: the `InMemCache` hit path, entirely in Rust.
 //!
 //! A call binds and encodes its arguments (see `binder.rs`), looks the canonical bytes up in
-//! the store, and on a hit returns the stored value without running any Python. On a miss
-//! it hands the key to the Python miss handler (single-flight, the function call, storing,
-//! callbacks), which lives in `cachehaven/memoize.py`.
+//! the store, and on a hit returns the stored value without running any Python. A miss runs
+//! under the cache's single-flight (`flight.rs`): the leader looks again, calls the function
+//! and stores its result, here too when the function's options allow (a [`Plan`]: every
+//! option but `fail_open` and `depends_on`); otherwise it hands the key to the Python miss
+//! handler (`_Memo.native_miss` in `cachehaven/memoize.py`).
 //!
-//! Stored records are tuples whose item 0 is the value to return (see `backends/memory.py`).
+//! Stored records are tuples whose item 0 is the value to return (see `store::memo_record`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::binder::Binder;
+use super::flight::Flight;
 use super::key::Key;
-use super::store::PyStore;
+use super::store::{memo_record, parse_ttl, PyStore};
 use crate::hash::fast_hash;
 use crate::key::KeyBuf;
+use crate::store::WriteExt;
 
 /// Process-wide switch: when false every memoized function calls straight through.
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -54,6 +58,29 @@ const SELF_HELPERS: [&str; 5] = [
     "cache_set",
 ];
 
+/// How a miss's result is stored without Python: what `InMemCache._put_result` would store.
+struct Plan {
+    /// The function identity (the record's `func`).
+    name: Py<PyString>,
+    /// `InMemCache`'s group of the function's entries.
+    group: u32,
+    /// The entries' TTL in ns (None: the store's default).
+    ttl: Option<u64>,
+    /// `cache_if(result)`: store the result only if true.
+    cache_if: Option<Py<PyAny>>,
+    /// `metadata()`: a fresh metadata dict for each record (None: the record has none).
+    metadata: Option<Py<PyAny>>,
+}
+
+/// `Memoized`'s `plan` argument: `(name, group, ttl, cache_if, metadata)`.
+type PlanArgs<'py> = (
+    Py<PyString>,
+    u32,
+    Option<Bound<'py, PyAny>>,
+    Option<Py<PyAny>>,
+    Option<Py<PyAny>>,
+);
+
 /// A memoized function whose hits never leave Rust.
 ///
 /// Attributes such as `__wrapped__`, `__name__`, `__doc__` and the helper methods
@@ -65,6 +92,8 @@ pub struct Memoized {
     binder: Py<Binder>,
     store: Py<PyStore>,
     miss: Py<PyAny>,
+    flight: Py<Flight>,
+    plan: Option<Plan>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -93,12 +122,66 @@ impl Memoized {
             }
         }
         bump(&self.misses);
-        let key = Key::from_buf(&buf);
-        let kw: Py<PyAny> = match kwargs {
-            Some(k) => k.clone().into_any().unbind(),
-            None => py.None(),
+        let key = buf.as_slice();
+        self.flight.get().run(py, key, hash, || match &self.plan {
+            Some(plan) => self.compute(plan, key, hash, args, kwargs),
+            None => {
+                let kw: Py<PyAny> = match kwargs {
+                    Some(k) => k.clone().into_any().unbind(),
+                    None => py.None(),
+                };
+                let key = Key::from_bytes(key);
+                Ok(self.miss.bind(py).call1((key, args, kw))?.unbind())
+            }
+        })
+    }
+
+    /// A miss, as the leader of its flight: look again (an earlier flight may have stored
+    /// the key just now), else call the function and store its result as `plan` says.
+    fn compute(
+        &self,
+        plan: &Plan,
+        key: &[u8],
+        hash: u64,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = args.py();
+        let store = self.store.get();
+        if let Some(record) = store.shared.peek(py, key, hash)? {
+            if let Ok(t) = record.bind(py).cast::<PyTuple>() {
+                if !t.is_empty() {
+                    return Ok(t.get_item(0)?.unbind());
+                }
+            }
+        }
+        // the inputs are bound before the call and a method's `self` keyed after it, as
+        // the Python engine does (a function may change its arguments)
+        let binder = self.binder.get();
+        let inputs = binder.bound_inputs(args, kwargs)?;
+        let result = self.func.bind(py).call(args, kwargs)?;
+        if let Some(keep) = &plan.cache_if {
+            if !keep.bind(py).call1((&result,))?.is_truthy()? {
+                return Ok(result.unbind());
+            }
+        }
+        let inputs = binder.key_self(&inputs, false)?;
+        let metadata = match &plan.metadata {
+            Some(make) => make.bind(py).call0()?,
+            None => py.None().into_bound(py),
         };
-        Ok(self.miss.bind(py).call1((key, args, kw))?.unbind())
+        let record = memo_record(&result, plan.name.bind(py), &inputs, &metadata)?;
+        store.put_raw(
+            py,
+            key,
+            hash,
+            &record,
+            &result,
+            plan.group,
+            plan.ttl,
+            &WriteExt::PLAIN,
+        )?;
+        Ok(result.unbind())
     }
 }
 
@@ -144,18 +227,45 @@ impl Memoized {
 
 #[pymethods]
 impl Memoized {
-    /// `Memoized(func, binder, store, miss)`: `miss(key, args, kwargs)` computes and stores
-    /// a missing result and returns it.
+    /// `Memoized(func, binder, store, miss, flight, plan=None)`: misses run under `flight`
+    /// (the cache's single-flight). With `plan`, a tuple `(name, group, ttl, cache_if,
+    /// metadata)`, the wrapper stores a miss's result itself, as the record
+    /// `InMemCache._put_result` would store (`metadata` is None or a callable returning a
+    /// fresh metadata dict per record); without it, `miss(key, args, kwargs)` computes and
+    /// stores every miss and returns its result.
     #[new]
-    fn new(func: Py<PyAny>, binder: Py<Binder>, store: Py<PyStore>, miss: Py<PyAny>) -> Self {
-        Memoized {
+    #[pyo3(signature = (func, binder, store, miss, flight, plan = None))]
+    fn new(
+        func: Py<PyAny>,
+        binder: Py<Binder>,
+        store: Py<PyStore>,
+        miss: Py<PyAny>,
+        flight: Py<Flight>,
+        plan: Option<&Bound<'_, PyTuple>>,
+    ) -> PyResult<Self> {
+        let plan = match plan {
+            None => None,
+            Some(t) => {
+                let (name, group, ttl, cache_if, metadata): PlanArgs<'_> = t.extract()?;
+                Some(Plan {
+                    name,
+                    group,
+                    ttl: parse_ttl("ttl", ttl.as_ref())?,
+                    cache_if,
+                    metadata,
+                })
+            }
+        };
+        Ok(Memoized {
             func,
             binder,
             store,
             miss,
+            flight,
+            plan,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-        }
+        })
     }
 
     #[pyo3(signature = (*args, **kwargs))]
@@ -214,7 +324,18 @@ impl Memoized {
         visit.call(&self.func)?;
         visit.call(&self.binder)?;
         visit.call(&self.store)?;
-        visit.call(&self.miss)
+        visit.call(&self.miss)?;
+        visit.call(&self.flight)?;
+        if let Some(plan) = &self.plan {
+            visit.call(&plan.name)?;
+            if let Some(f) = &plan.cache_if {
+                visit.call(f)?;
+            }
+            if let Some(f) = &plan.metadata {
+                visit.call(f)?;
+            }
+        }
+        Ok(())
     }
 }
 

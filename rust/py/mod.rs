@@ -7,6 +7,7 @@ pub mod decode;
 pub mod encode;
 pub mod errors;
 pub mod event;
+pub mod flight;
 pub mod gilcell;
 pub mod keep;
 pub mod key;
@@ -30,6 +31,8 @@ mod _core {
     use super::encode::py_encode;
     #[pymodule_export]
     use super::event::Event;
+    #[pymodule_export]
+    use super::flight::Flight;
     #[pymodule_export]
     use super::keep::keep_forever;
     #[pymodule_export]

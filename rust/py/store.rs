@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDelta, PyDict, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDelta, PyDict, PyEllipsis, PyInt, PyList, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::encode::{encode, simple, Notes, Simple};
@@ -250,6 +250,98 @@ fn parse_raw_depends_on(v: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Vec<u8>>> 
     Ok(out)
 }
 
+/// The extras of a raw write (`_set_raw`, `_put_memo`), parsed only when given.
+struct RawExt {
+    depends_on: Vec<Vec<u8>>,
+    content_hash: Option<Vec<u8>>,
+    warmup: bool,
+}
+
+impl RawExt {
+    fn parse(
+        depends_on: Option<&Bound<'_, PyAny>>,
+        content_hash: Option<&Bound<'_, PyAny>>,
+        warmup: bool,
+    ) -> PyResult<Self> {
+        let plain = depends_on.is_none() && content_hash.is_none() && !warmup;
+        Ok(RawExt {
+            depends_on: if plain {
+                Vec::new()
+            } else {
+                parse_raw_depends_on(depends_on)?
+            },
+            content_hash: if plain {
+                None
+            } else {
+                parse_content_hash(content_hash)?
+            },
+            warmup,
+        })
+    }
+
+    fn write_ext(&self) -> WriteExt<'_> {
+        WriteExt {
+            depends_on: &self.depends_on,
+            content_hash: self.content_hash.as_deref(),
+            warmup: self.warmup,
+        }
+    }
+}
+
+/// The record `InMemCache` stores for a memoized call's result: item 0 is what a hit returns
+/// (see `memo.rs`), then the entry's `func`, `inputs`, `output`, `expected` (unset: `...`)
+/// and `metadata` (None for none; `CacheEntry` makes it `{}`).
+///
+/// A record that can never be part of a reference cycle is not tracked by the garbage
+/// collector, which otherwise traverses every stored record at each full collection (most
+/// of the cost of an unbounded cache's misses; see [`acyclic`]).
+pub fn memo_record<'py>(
+    result: &Bound<'py, PyAny>,
+    func: &Bound<'py, PyString>,
+    inputs: &Bound<'py, PyDict>,
+    metadata: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let py = result.py();
+    let record = PyTuple::new(
+        py,
+        [
+            result,
+            func.as_any(),
+            inputs.as_any(),
+            result,
+            &PyEllipsis::get(py).to_owned().into_any(),
+            metadata,
+        ],
+    )?;
+    if metadata.is_none() && acyclic(result) && !is_tracked(inputs.as_any()) {
+        // SAFETY: the GIL is held and `record` is a live tuple we made and own, fully
+        // built; untracking a tracked object is what CPython's collector itself does for
+        // tuples whose items cannot form a cycle.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(record.as_ptr().cast()) };
+    }
+    Ok(record)
+}
+
+/// Whether the garbage collector tracks `v`.
+fn is_tracked(v: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: the GIL is held (a `Bound` proves it) and `v` is a live object.
+    unsafe { pyo3::ffi::PyObject_GC_IsTracked(v.as_ptr()) != 0 }
+}
+
+/// Whether `v` can never reach a reference cycle: an object that is not a container the
+/// collector knows (an int, str, float, bytes, None...), or a tuple the collector stopped
+/// tracking (it holds only such values). CPython's rule for untracking tuples.
+///
+/// A record holding only such values plus `func` (a str), `...`, None for `metadata` and an
+/// untracked `inputs` dict (one whose values are all atomic) cannot be in a cycle either:
+/// the dict is the record's own (`InMemCache` hands out copies of it, see `_entry`), and
+/// nothing else refers to the record but the store.
+fn acyclic(v: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: the GIL is held and `v` is a live object.
+    let gc = unsafe { pyo3::ffi::PyObject_IS_GC(v.as_ptr()) != 0 };
+    !gc || (v.is_exact_instance_of::<PyTuple>() && !is_tracked(v))
+}
+
 /// Parse a count argument (`n`): an int >= 0, or None where allowed.
 fn parse_count(arg: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
     Ok(parse_limit(arg, v)?.map(|n| n.min(usize::MAX as u64) as usize))
@@ -419,6 +511,12 @@ impl Shared {
                 self.deliver(py, notices);
             }
         });
+    }
+
+    /// The stored object for raw key bytes, without counting or touching recency.
+    pub fn peek(&self, py: Python<'_>, key: &[u8], hash: u64) -> PyResult<Option<Py<PyAny>>> {
+        let now = self.now(py, false)?;
+        self.with(py, |s| s.peek(key, hash, now).map(|v| v.clone_ref(py)))
     }
 
     /// Look up raw key bytes, requiring the stored content hash to be `want` when given.
@@ -670,6 +768,36 @@ impl PyStore {
             s.for_each(now, |k, v, _| out.push((k.to_vec(), v.clone_ref(py))));
             out
         })
+    }
+
+    /// Weigh `weigh_value` and store `record` under raw key bytes in `group`; whether it was
+    /// stored (a value heavier than `max_bytes`, or `max_entries=0`, is not).
+    #[allow(clippy::too_many_arguments)] // the write's independent facts
+    pub(crate) fn put_raw(
+        &self,
+        py: Python<'_>,
+        key: &[u8],
+        hash: u64,
+        record: &Bound<'_, PyAny>,
+        weigh_value: &Bound<'_, PyAny>,
+        group: u32,
+        ttl: Option<u64>,
+        ext: &WriteExt<'_>,
+    ) -> PyResult<bool> {
+        let weight = self.shared.weigh(key.len(), None, weigh_value)?;
+        Ok(self
+            .shared
+            .insert(
+                py,
+                key,
+                hash,
+                record.clone().unbind(),
+                weight,
+                ttl,
+                group,
+                ext,
+            )?
+            .is_ok())
     }
 
     fn set_impl(
@@ -1198,10 +1326,7 @@ impl PyStore {
     /// The stored object for `key` without counting or touching recency.
     fn _peek_raw(&self, py: Python<'_>, key: &Bound<'_, Key>) -> PyResult<Option<Py<PyAny>>> {
         let k = key.get();
-        let now = self.shared.now(py, false)?;
-        self.shared.with(py, |s| {
-            s.peek(&k.bytes, k.hash, now).map(|v| v.clone_ref(py))
-        })
+        self.shared.peek(py, &k.bytes, k.hash)
     }
 
     /// Store `record` under `key` in `group`; `ttl` in seconds/timedelta or None for the
@@ -1222,37 +1347,55 @@ impl PyStore {
         warmup: bool,
     ) -> PyResult<bool> {
         let ttl = parse_ttl("ttl", ttl)?;
-        let plain = depends_on.is_none() && content_hash.is_none() && !warmup;
-        let (deps, ch) = if plain {
-            (Vec::new(), None)
-        } else {
-            (
-                parse_raw_depends_on(depends_on)?,
-                parse_content_hash(content_hash)?,
-            )
-        };
-        let ext = WriteExt {
-            depends_on: &deps,
-            content_hash: ch.as_deref(),
-            warmup,
-        };
+        let ext = RawExt::parse(depends_on, content_hash, warmup)?;
         let k = key.get();
-        let weight = self
-            .shared
-            .weigh(k.bytes.len(), None, weigh_value.unwrap_or(record))?;
-        Ok(self
-            .shared
-            .insert(
-                py,
-                &k.bytes,
-                k.hash,
-                record.clone().unbind(),
-                weight,
-                ttl,
-                group,
-                &ext,
-            )?
-            .is_ok())
+        let weigh_value = weigh_value.unwrap_or(record);
+        self.put_raw(
+            py,
+            &k.bytes,
+            k.hash,
+            record,
+            weigh_value,
+            group,
+            ttl,
+            &ext.write_ext(),
+        )
+    }
+
+    /// Store a memoized call's result under `key` in `group` as the record
+    /// `(result, func, inputs, result, ..., metadata)` (see `memo_record`); `ttl` and the
+    /// keywords as for `_set_raw`; `max_bytes` weighs the result. Returns whether it was
+    /// stored.
+    #[pyo3(signature = (key, result, func, inputs, metadata, group = 0, ttl = None, *, depends_on = None, content_hash = None, warmup = false))]
+    #[allow(clippy::too_many_arguments)] // the record's fields and the write's options
+    fn _put_memo(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, Key>,
+        result: &Bound<'_, PyAny>,
+        func: &Bound<'_, PyString>,
+        inputs: &Bound<'_, PyDict>,
+        metadata: &Bound<'_, PyAny>,
+        group: u32,
+        ttl: Option<&Bound<'_, PyAny>>,
+        depends_on: Option<&Bound<'_, PyAny>>,
+        content_hash: Option<&Bound<'_, PyAny>>,
+        warmup: bool,
+    ) -> PyResult<bool> {
+        let ttl = parse_ttl("ttl", ttl)?;
+        let ext = RawExt::parse(depends_on, content_hash, warmup)?;
+        let k = key.get();
+        let record = memo_record(result, func, inputs, metadata)?;
+        self.put_raw(
+            py,
+            &k.bytes,
+            k.hash,
+            &record,
+            result,
+            group,
+            ttl,
+            &ext.write_ext(),
+        )
     }
 
     /// `invalidate` for a `Key`: removes it and its transitive dependents; returns how many.

@@ -60,8 +60,10 @@ _MANUAL = 1  # ... or a manual call's function identity and inputs
 
 
 def _entry(record: tuple) -> CacheEntry:
+    # the inputs dict stays the record's own: a caller changing the entry's inputs must not
+    # change what is stored (and the store relies on it, see _core's memo_record)
     _, func, inputs, output, expected, metadata = record
-    return CacheEntry(func, inputs, output, expected, metadata)
+    return CacheEntry(func, dict(inputs), output, expected, metadata)
 
 
 def tag_key(tag: Any) -> _core.Key:
@@ -326,12 +328,23 @@ class InMemCache(BaseCache):
         content_hash: Any = None,
         warmup: bool = False,
     ) -> None:
-        record = (result, call.func, call.inputs, result, ..., metadata)
+        group = self._group(call.func)
+        store = self._store
         if depends_on is None and content_hash is None and not warmup:
-            # every memoized miss comes here: spare it _write's frame
-            self._store._set_raw(call.key, record, self._group(call.func), ttl, result)
+            store._put_memo(call.key, result, call.func, call.inputs, metadata, group, ttl)
         else:
-            self._write(call, record, ttl, depends_on, content_hash, warmup)
+            store._put_memo(
+                call.key,
+                result,
+                call.func,
+                call.inputs,
+                metadata,
+                group,
+                ttl,
+                depends_on=depends_on,
+                content_hash=content_hash,
+                warmup=warmup,
+            )
 
     def _write(
         self,
@@ -381,7 +394,12 @@ class InMemCache(BaseCache):
         return 0 if group is None else self._store._remove_group(group)
 
     def _native_engine(self, memo: Any) -> Any:
-        native = _core.Memoized(memo.func, memo.binder, self._store, memo.native_miss)
+        plan = None
+        cls = type(self)
+        if cls._put_result is InMemCache._put_result and cls._recheck is InMemCache._recheck:
+            # the wrapper stores misses itself (a subclass that changes how may not want it)
+            plan = memo.native_plan(self._group(memo.name))
+        native = _core.Memoized(memo.func, memo.binder, self._store, memo.native_miss, self._flight, plan)
         memo.native = native
         return native
 
@@ -568,7 +586,7 @@ class InMemCache(BaseCache):
     def _what_is(self, key: _core.Key) -> Optional[Tuple[str, Dict[str, Any]]]:
         record = self._store._peek_raw(key)
         if record is not None:
-            return record[1], record[2]
+            return record[1], dict(record[2])
         loader = self._loaders.get(key)
         if loader is not None and loader[0] == _MANUAL:
             return loader[1], loader[2]
