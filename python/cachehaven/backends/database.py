@@ -769,8 +769,10 @@ class DatabaseCache(BaseCache):
         now = time.monotonic()
         fast = now - used <= _PING_AFTER and not self._closed and self._forks == _FORKS[0]
         if not fast:
-            if raw is not None:
-                hot.append((raw, cursor, used))  # for _checkout to take or replace
+            if raw is not None and self._closed:
+                self._release(raw, cursor)
+            elif raw is not None:  # for _checkout to take, replace, or leave to the parent
+                hot.append((raw, cursor, used))
             raw, cursor = self._checkout("get")
         try:
             conn = raw.dbapi_connection
