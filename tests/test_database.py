@@ -1034,6 +1034,50 @@ def test_server_outage_and_recovery(server_target: Target):
     assert strict(3) == 3
 
 
+def _kill_other_sessions(target: Target) -> int:
+    """End every session on the target's server but this one (the cache's connections)."""
+    killer = sa.create_engine(target.options["url"], poolclass=sa.pool.NullPool)
+    with killer.connect() as conn:
+        if target.kind == "postgresql":
+            rows = conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).all()
+        else:
+            rows = conn.exec_driver_sql(
+                "SELECT id FROM information_schema.processlist "
+                "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+            ).all()
+            for (session,) in rows:
+                conn.exec_driver_sql(f"KILL {int(session)}")
+        conn.commit()
+    killer.dispose()
+    return len(rows)
+
+
+def test_dropped_connections_are_replaced(server_target: Target, monkeypatch: pytest.MonkeyPatch):
+    """The server ends the cache's sessions (a restart, an idle timeout, a DBA's KILL): a
+    connection found idle is pinged and replaced before use, so the call succeeds; one used
+    just before fails its call, which replaces every connection as old as it."""
+    cache = server_target.make()
+    cache.set("f", output="one", x=1)
+
+    @cache.memoize
+    def f(x: int) -> int:
+        return x * 10
+
+    assert cache.get("f", x=1) == "one" and f(2) == 20 and f(2) == 20  # hot connections
+    assert _kill_other_sessions(server_target) >= 1
+    monkeypatch.setattr(database_module, "_PING_AFTER", 0.0)  # every connection is idle
+    assert f(2) == 20 and cache.get("f", x=1) == "one"
+    monkeypatch.undo()
+    assert f(2) == 20
+    assert _kill_other_sessions(server_target) >= 1
+    with pytest.raises(BackendError):
+        f(2)  # the statement on the dead connection fails, and says so
+    assert f(2) == 20 and cache.get("f", x=1) == "one" and f(3) == 30
+
+
 def test_an_interrupted_lookup_leaves_no_half_read_connection(server_target: Target):
     """Ctrl-C during a lookup the server is slow to answer (here: blocked by another
     session's table lock) interrupts it; the cache then works on with the right values."""
