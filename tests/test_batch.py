@@ -84,6 +84,9 @@ def test_item_is_cached_as_a_one_item_call(cache):
     assert cache.get(double, {"batch": [1]}) == 2
     entries = sorted(cache, key=lambda e: e.inputs["batch"])
     assert [(e.inputs, e.output) for e in entries] == [({"batch": [1]}, 2), ({"batch": [2]}, 4)]
+    assert [e.metadata for e in entries] == [{}, {}]
+    entries[0].metadata["note"] = 1  # an entry's metadata is its own, even when empty
+    assert all(e.metadata == {} for e in cache)
 
 
 def test_batch_entries_match_single_calls_entries(cache):

@@ -31,6 +31,7 @@ from typing import (
     Mapping,
     NamedTuple,
     Optional,
+    Sequence,
     Tuple,
     TypeVar,
     Union,
@@ -345,6 +346,30 @@ class InMemCache(BaseCache):
                 content_hash=content_hash,
                 warmup=warmup,
             )
+
+    def _fetch_many(self, calls: Sequence[Call]) -> List[Any]:
+        get = self._store._get_raw
+        out = []
+        for call in calls:
+            record = get(call.key)
+            out.append(MISSING if record is None else record[0])
+        return out
+
+    def _put_results(
+        self,
+        pairs: Sequence[Tuple[Call, Any]],
+        metadata: Callable[[], Dict[str, Any]],
+        ttl: Any = None,
+    ) -> None:
+        """A batch's results, each stored as the record a memoized miss stores (no
+        CacheEntry per item; an empty metadata dict is stored as None, as the native miss
+        path does, and reads back as ``{}``)."""
+        put = self._store._put_memo
+        func, group = None, 0
+        for call, result in pairs:
+            if call.func is not func:
+                func, group = call.func, self._group(call.func)
+            put(call.key, result, func, call.inputs, metadata() or None, group, ttl)
 
     def _write(
         self,
