@@ -620,6 +620,14 @@ def test_a_subclass_that_stores_results_its_own_way_gets_every_miss():
     assert seen == [({"x": 1}, 2), ({"x": 2}, 4)]
     assert f.cache_info().hits == 1
 
+    @cache.batch_memoize
+    def double(batch):
+        return [x * 2 for x in batch]
+
+    seen.clear()
+    assert double([3, 4, 3]) == [6, 8, 6]
+    assert seen == [({"batch": [3]}, 6), ({"batch": [4]}, 8)]  # a batch's misses too
+
 
 def test_records_of_atomic_values_are_left_out_of_the_garbage_collector():
     # the collector would traverse every stored record at each full collection; a record

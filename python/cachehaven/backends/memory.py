@@ -331,15 +331,16 @@ class InMemCache(BaseCache):
     ) -> None:
         group = self._group(call.func)
         store = self._store
+        # no metadata is stored as None (read back as {}), as the native miss path stores it
         if depends_on is None and content_hash is None and not warmup:
-            store._put_memo(call.key, result, call.func, call.inputs, metadata, group, ttl)
+            store._put_memo(call.key, result, call.func, call.inputs, metadata or None, group, ttl)
         else:
             store._put_memo(
                 call.key,
                 result,
                 call.func,
                 call.inputs,
-                metadata,
+                metadata or None,
                 group,
                 ttl,
                 depends_on=depends_on,
@@ -347,29 +348,17 @@ class InMemCache(BaseCache):
                 warmup=warmup,
             )
 
-    def _fetch_many(self, calls: Sequence[Call]) -> List[Any]:
-        get = self._store._get_raw
-        out = []
-        for call in calls:
-            record = get(call.key)
-            out.append(MISSING if record is None else record[0])
-        return out
-
     def _put_results(
         self,
         pairs: Sequence[Tuple[Call, Any]],
         metadata: Callable[[], Dict[str, Any]],
         ttl: Any = None,
     ) -> None:
-        """A batch's results, each stored as the record a memoized miss stores (no
-        CacheEntry per item; an empty metadata dict is stored as None, as the native miss
-        path does, and reads back as ``{}``)."""
-        put = self._store._put_memo
-        func, group = None, 0
+        """A batch's results, each stored as a memoized miss is (:meth:`_put_result`: no
+        CacheEntry per item)."""
+        put = self._put_result
         for call, result in pairs:
-            if call.func is not func:
-                func, group = call.func, self._group(call.func)
-            put(call.key, result, func, call.inputs, metadata() or None, group, ttl)
+            put(call, result, metadata(), ttl)
 
     def _write(
         self,
