@@ -321,7 +321,7 @@ pub fn py_record_encode<'py>(
         return Ok(None);
     };
     let mut out = Vec::with_capacity(192);
-    match write_record(
+    let written = write_record(
         func,
         inputs,
         output,
@@ -330,8 +330,18 @@ pub fn py_record_encode<'py>(
         key.as_bytes(),
         expires_at,
         &mut out,
-    ) {
-        Ok(()) => Ok(Some(PyBytes::new(py, &out))),
+    );
+    record_bytes(py, written, &out)
+}
+
+/// The record `write_record` wrote into `out`, or None when the Python writer must take it.
+fn record_bytes<'py>(
+    py: Python<'py>,
+    written: Result<(), Skip>,
+    out: &[u8],
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    match written {
+        Ok(()) => Ok(Some(PyBytes::new(py, out))),
         Err(Skip::Python) => Ok(None),
         Err(Skip::Err(e)) => Err(e),
     }
@@ -375,11 +385,7 @@ pub fn py_record_encode_results<'py>(
             expires_at,
             &mut out,
         );
-        match written {
-            Ok(()) => records.append(PyBytes::new(py, &out))?,
-            Err(Skip::Python) => records.append(py.None())?,
-            Err(Skip::Err(e)) => return Err(e),
-        }
+        records.append(record_bytes(py, written, &out)?)?;
     }
     Ok(records)
 }
