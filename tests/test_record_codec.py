@@ -153,28 +153,6 @@ def test_plain_records_are_written_natively_byte_for_byte(entry, key, expires_at
     assert dump_record(Record(entry, key, expires_at), J) == expected_bytes
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        {TAG: None},
-        {"a": 1, TAG: [1, {TAG: "x"}], "z": "q"},
-        {"x": {TAG: 2}, "y": [{TAG: {}}]},
-    ],
-)
-def test_a_dict_with_the_tag_as_a_key_is_written_natively_as_python_writes_it(data):
-    # the Python writer stores such a dict as a tagged list of pairs, so it cannot be read
-    # as a tagged value; the native writer writes the same bytes (the hypothesis test above
-    # draws the tag as a key only rarely)
-    entry = CacheEntry("mod.f", {"d": data}, data, ..., {"m": data})
-    expected_bytes = python_bytes(entry, b"k", None)
-    native = _core.record_encode(
-        entry.func, entry.inputs, entry.output, entry.expected, entry.metadata, b"k", None
-    )
-    assert native == expected_bytes
-    back = load_record(native, J).entry
-    assert back.inputs == {"d": data} and back.output == data and back.metadata == {"m": data}
-
-
 @pytest.mark.parametrize("special", ['"', "\\", "\n", "\x00", "\x1f", "\x7f", "é", "\u65e5", " ", "~"])
 def test_every_character_at_every_place_is_written_as_python_writes_it(special):
     # the native writer skips runs of 8 characters needing no escape: try every offset

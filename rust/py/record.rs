@@ -284,15 +284,12 @@ fn write_dict(d: &Bound<'_, PyDict>, depth: usize, out: &mut Vec<u8>) -> Result<
     // Snapshot the items: no Python code runs while they are written (every type accepted
     // is exact and builtin), but a copy keeps the walk independent of the dict either way.
     let items: SmallVec<[(Bound<'_, PyAny>, Bound<'_, PyAny>); 8]> = d.iter().collect();
-    let start = out.len();
     out.push(b'{');
     for (i, (k, v)) in items.iter().enumerate() {
         let key = k.cast_exact::<PyString>().map_err(|_| Skip::Python)?;
         let key = key.to_str().map_err(|_| Skip::Python)?;
         if key == TAG {
-            // a key that would read as the tag: the whole dict as a tagged list of pairs
-            out.truncate(start);
-            return write_pairs(&items, depth, out);
+            return Err(Skip::Python);
         }
         if i > 0 {
             out.push(b',');
@@ -302,30 +299,6 @@ fn write_dict(d: &Bound<'_, PyDict>, depth: usize, out: &mut Vec<u8>) -> Result<
         write_value(v, depth + 1, out)?;
     }
     out.push(b'}');
-    Ok(())
-}
-
-/// A dict as `{"__ch__":"dict","items":[[key,value],...]}`, as the Python writer writes a
-/// dict holding the tag as a key (keys written as values are).
-fn write_pairs(
-    items: &[(Bound<'_, PyAny>, Bound<'_, PyAny>)],
-    depth: usize,
-    out: &mut Vec<u8>,
-) -> Result<(), Skip> {
-    out.push(b'{');
-    write_str(TAG, out);
-    out.extend_from_slice(b":\"dict\",\"items\":[");
-    for (i, (k, v)) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.push(b'[');
-        write_value(k, depth + 1, out)?;
-        out.push(b',');
-        write_value(v, depth + 1, out)?;
-        out.push(b']');
-    }
-    out.extend_from_slice(b"]}");
     Ok(())
 }
 
